@@ -1,0 +1,59 @@
+# One entry point for humans and CI (.ci/run calls these targets).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The functions run on python3.12 in Lambda; the dev environment uses the same version.
+PYTHON312 ?= $(shell (ls -d "$$(pyenv root 2>/dev/null)"/versions/3.12.*/bin/python3.12 2>/dev/null || command -v python3.12) | tail -n1)
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+export UV_PYTHON := $(PYTHON312)
+export UV_PYTHON_DOWNLOADS := never
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+VENV_BIN := .venv/bin
+
+.PHONY: help setup lint format typecheck test test-unit test-integration test-infra test-e2e run synth bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra jars)
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.8"
+	$(UV) sync --frozen
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+	$(VENV_BIN)/orderpipe cassandra fetch
+
+lint: ## ruff (lint + format check) and mypy
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy functions tools stacks tests
+
+format: ## apply ruff formatting and fixes
+	$(VENV_BIN)/ruff format .
+	$(VENV_BIN)/ruff check --fix .
+
+test: setup ## set up, lint, and run the whole test suite (what CI runs)
+	$(MAKE) lint
+	$(VENV_BIN)/pytest
+
+test-unit: ## unit tests only (no network)
+	$(VENV_BIN)/pytest tests/unit
+
+test-integration: ## integration tests (real Cassandra, moto)
+	$(VENV_BIN)/pytest tests/integration
+
+test-infra: ## synthesized-template tests
+	$(VENV_BIN)/pytest tests/infrastructure
+
+test-e2e: ## end-to-end tests over HTTP against the local runtime
+	$(VENV_BIN)/pytest tests/e2e
+
+run: setup ## set up and run the whole pipeline locally
+	$(VENV_BIN)/orderpipe run
+
+synth: ## synthesize the CDK app offline into cdk.out/
+	npx cdk synth --quiet
+
+bench: setup ## run the benchmark suite, results in benchmarks/results/
+	$(VENV_BIN)/orderpipe bench
+
+clean: ## remove build output
+	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""Pipeline tuning shared by the CDK stack and the local runtime, so both behave alike.
+
+These are settings, not code: the stack takes overrides from CDK context (`orderpipe:tuning`), the
+local runtime from its command line, both through `PipelineTuning.with_overrides`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineTuning:
+    # Event source mapping: SQS -> writer
+    writer_batch_size: int = 100
+    writer_batching_window_seconds: int = 1
+    writer_max_concurrency: int = 5
+    writer_timeout_seconds: int = 30
+    # Queue
+    max_receive_count: int = 5
+    queue_retention_days: int = 14
+    dlq_retention_days: int = 14
+    # Read cache
+    cache_ttl_seconds: int = 300
+    # Cassandra
+    write_consistency: str = "LOCAL_QUORUM"
+    read_consistency: str = "LOCAL_QUORUM"
+    # Alarm thresholds
+    alarm_queue_visible_messages: int = 10_000
+    alarm_oldest_message_age_seconds: int = 300
+    alarm_dlq_visible_messages: int = 0
+    alarm_api_5xx_rate_percent: float = 1.0
+    alarm_reader_p99_latency_ms: int = 1_000
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS's guidance for SQS event sources: at least 6x the function timeout, so a batch that is
+        # retried by Lambda is not delivered again while still in flight.
+        return 6 * self.writer_timeout_seconds
+
+    def with_overrides(self, overrides: dict[str, Any]) -> PipelineTuning:
+        known = {f.name: f for f in fields(self)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f"unknown tuning setting(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        coerced = {name: type(getattr(self, name))(value) for name, value in overrides.items()}
+        tuned = replace(self, **coerced)
+        tuned.validate()
+        return tuned
+
+    def validate(self) -> None:
+        if not 1 <= self.writer_batch_size <= 10_000:
+            raise ValueError("writer_batch_size must be between 1 and 10000")
+        if self.writer_batch_size > 10 and self.writer_batching_window_seconds < 1:
+            raise ValueError(
+                "writer_batch_size above 10 needs writer_batching_window_seconds >= 1 (SQS rule)"
+            )
+        if not 2 <= self.writer_max_concurrency <= 1000:
+            raise ValueError("writer_max_concurrency must be between 2 and 1000 (SQS event source rule)")
+        if not 1 <= self.max_receive_count <= 1000:
+            raise ValueError("max_receive_count must be between 1 and 1000")
+        if self.visibility_timeout_seconds > 43_200:
+            raise ValueError("6 x writer_timeout_seconds exceeds the SQS visibility timeout maximum (12 h)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "visibility_timeout_seconds": self.visibility_timeout_seconds}
+
+
+DEFAULT_TUNING = PipelineTuning()
