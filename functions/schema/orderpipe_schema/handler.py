@@ -1,0 +1,47 @@
+"""CloudFormation custom resource (Provider framework on-event handler) that applies the migrations.
+
+Create and Update apply every migration not yet applied; Delete keeps the data (orders outlive
+stacks). Locally the same `apply_schema` is called by the local runtime and the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orderpipe_common.cassandra_session import run_with_reconnect
+from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_common.settings import load
+from orderpipe_schema.migrations import MigrationReport, apply_migrations
+from orderpipe_schema.settings import SchemaSettings
+
+
+def apply_schema(settings: SchemaSettings) -> MigrationReport:
+    return run_with_reconnect(
+        settings,
+        lambda session: apply_migrations(
+            session, keyspace=settings.cassandra_keyspace, replication=settings.cassandra_replication
+        ),
+    )
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_type = event["RequestType"]
+    settings = load(SchemaSettings)
+    physical_id = f"orderpipe-schema-{settings.cassandra_keyspace}"
+    if request_type == "Delete":
+        logger.info("stack deletion: keyspace kept", extra={"keyspace": settings.cassandra_keyspace})
+        return {"PhysicalResourceId": event.get("PhysicalResourceId", physical_id)}
+    report = apply_schema(settings)
+    return {
+        "PhysicalResourceId": physical_id,
+        "Data": {
+            "Keyspace": report.keyspace,
+            "Applied": ",".join(str(v) for v in report.applied),
+            "LatestVersion": str(max((*report.applied, *report.already_applied), default=0)),
+        },
+    }

@@ -1,0 +1,133 @@
+"""Versioned CQL migrations, applied in order, idempotently, with a record of what was applied.
+
+Migration files are `migrations/NNNN_name.cql`; each is applied once and recorded (version, name,
+checksum) in `<keyspace>.schema_migrations`. Statements use IF NOT EXISTS, so a migration that was
+interrupted half-way can be applied again. Editing an applied migration is refused: add a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Session
+from cassandra.query import SimpleStatement
+
+from orderpipe_common.observability import logger
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.cql$")
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+    checksum: str
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    keyspace: str
+    applied: tuple[int, ...]
+    already_applied: tuple[int, ...]
+
+
+def _statements(cql: str) -> tuple[str, ...]:
+    without_comments = "\n".join(line for line in cql.splitlines() if not line.strip().startswith("--"))
+    return tuple(s.strip() for s in without_comments.split(";") if s.strip())
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    migrations = []
+    for path in sorted(directory.glob("*.cql")):
+        match = _FILE_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"migration file name {path.name!r} is not NNNN_name.cql")
+        text = path.read_text(encoding="utf-8")
+        migrations.append(
+            Migration(
+                version=int(match["version"]),
+                name=match["name"],
+                statements=_statements(text),
+                checksum=hashlib.sha256(text.encode()).hexdigest(),
+            )
+        )
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"duplicate migration versions in {directory}")
+    return migrations
+
+
+def migrations_checksum(directory: Path = MIGRATIONS_DIR) -> str:
+    """One hash over all migrations: the stack re-runs the schema resource when it changes."""
+    digest = hashlib.sha256()
+    for migration in load_migrations(directory):
+        digest.update(f"{migration.version}:{migration.checksum}\n".encode())
+    return digest.hexdigest()
+
+
+def _replication_cql(replication: dict[str, str | int]) -> str:
+    pairs = ", ".join(f"'{key}': '{value}'" for key, value in replication.items())
+    return "{" + pairs + "}"
+
+
+def apply_migrations(
+    session: Session,
+    *,
+    keyspace: str,
+    replication: dict[str, str | int],
+    migrations: list[Migration] | None = None,
+) -> MigrationReport:
+    migrations = load_migrations() if migrations is None else migrations
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {_replication_cql(replication)}"
+    )
+    session.execute(
+        f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "
+        "(version int PRIMARY KEY, name text, checksum text, applied_at timestamp)"
+    )
+    read_applied = SimpleStatement(
+        f"SELECT version, name, checksum FROM {keyspace}.schema_migrations",
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+    )
+    recorded = {row.version: row for row in session.execute(read_applied)}
+
+    session.set_keyspace(keyspace)
+    applied, already = [], []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        done = recorded.get(migration.version)
+        if done is not None:
+            if done.checksum != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} was changed after it was applied; "
+                    "add a new migration instead"
+                )
+            already.append(migration.version)
+            continue
+        logger.info("applying migration", extra={"version": migration.version, "migration": migration.name})
+        for statement in migration.statements:
+            session.execute(statement)
+        session.execute(
+            SimpleStatement(
+                f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
+                "VALUES (%s, %s, %s, %s)",
+                consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            ),
+            (migration.version, migration.name, migration.checksum, datetime.now(UTC)),
+        )
+        applied.append(migration.version)
+    logger.info(
+        "schema up to date",
+        extra={"keyspace": keyspace, "applied": applied, "already_applied": already},
+    )
+    return MigrationReport(keyspace=keyspace, applied=tuple(applied), already_applied=tuple(already))
