@@ -1,0 +1,78 @@
+"""Reader Lambda: GET /orders/{order_id} through the DynamoDB read cache."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from orderpipe_common.http import BadRequest, NotFound, ServiceUnavailable, register_error_handlers
+from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_common.settings import load
+from orderpipe_reader.cache import DynamoDbOrderCache
+from orderpipe_reader.logic import read_order
+from orderpipe_reader.settings import ReaderSettings
+from orderpipe_reader.store import CassandraOrderSource, StoreUnavailable
+
+app = APIGatewayRestResolver()
+register_error_handlers(app)
+
+
+@cache
+def get_settings() -> ReaderSettings:
+    return load(ReaderSettings)
+
+
+@cache
+def get_cache() -> DynamoDbOrderCache:
+    settings = get_settings()
+    return DynamoDbOrderCache(table_name=settings.cache_table_name, ttl_seconds=settings.cache_ttl_seconds)
+
+
+@cache
+def get_source() -> CassandraOrderSource:
+    return CassandraOrderSource(get_settings())
+
+
+def parse_order_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise BadRequest(
+            "order_id must be a UUID",
+            fields=[{"field": "order_id", "message": "not a valid UUID", "type": "uuid_parsing"}],
+        ) from None
+
+
+@app.get("/orders/<order_id>")
+def handle_get_order(order_id: str) -> Response:
+    settings = get_settings()
+    parsed_id = parse_order_id(order_id)
+    try:
+        order = read_order(parsed_id, cache=get_cache(), source=get_source())
+    except StoreUnavailable:
+        logger.warning("cassandra unavailable on a cache miss", exc_info=True)
+        raise ServiceUnavailable(
+            "orders cannot be read right now; retry later",
+            retry_after=settings.unavailable_retry_after_seconds,
+        ) from None
+    if order is None:
+        # The pipeline is asynchronous: an accepted order may not be written yet.
+        raise NotFound(
+            f"order {parsed_id} not found (it may not be written yet)",
+            retry_after=settings.not_found_retry_after_seconds,
+        )
+    return Response(
+        status_code=200, content_type=content_types.APPLICATION_JSON, body=order.model_dump_json()
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

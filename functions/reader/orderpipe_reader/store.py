@@ -1,0 +1,50 @@
+"""Reading one order from Cassandra by id, with a prepared SELECT at the configured consistency."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from cassandra import DriverException, RequestExecutionException
+from cassandra.cluster import NoHostAvailable, Session
+from cassandra.query import PreparedStatement
+
+from orderpipe_common.cassandra_session import consistency, run_with_reconnect
+from orderpipe_common.model import Order
+from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
+from orderpipe_reader.settings import ReaderSettings
+
+
+class StoreUnavailable(RuntimeError):
+    pass
+
+
+class OrderSource(Protocol):
+    def find(self, order_id: uuid.UUID) -> Order | None: ...
+
+
+class CassandraOrderSource:
+    def __init__(self, settings: ReaderSettings) -> None:
+        self._settings = settings
+        self._prepared_for: Session | None = None
+        self._select: PreparedStatement | None = None
+
+    def _statement(self, session: Session) -> PreparedStatement:
+        if session is not self._prepared_for or self._select is None:
+            session.set_keyspace(self._settings.cassandra_keyspace)
+            select = session.prepare(SELECT_ORDER_CQL)
+            # At LOCAL_QUORUM for both writes and reads, a read sees every acknowledged write.
+            select.consistency_level = consistency(self._settings.cassandra_read_consistency)
+            select.is_idempotent = True
+            self._prepared_for, self._select = session, select
+        return self._select
+
+    def find(self, order_id: uuid.UUID) -> Order | None:
+        def select(session: Session) -> Order | None:
+            row = session.execute(self._statement(session), (order_id,)).one()
+            return order_from_row(row) if row is not None else None
+
+        try:
+            return run_with_reconnect(self._settings, select)
+        except (NoHostAvailable, RequestExecutionException, DriverException, OSError) as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
