@@ -15,6 +15,7 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "orderpipe")
 pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.cassandra",
+    "tests.fixtures.pipeline",
 ]
 
 

@@ -10,7 +10,9 @@ from orderpipe_common.envelope import wrap
 from orderpipe_common.model import Order, OrderRequest
 
 
-def order_payload(seed: int = 0, *, items: int | None = None, with_address: bool | None = None) -> dict[str, Any]:
+def order_payload(
+    seed: int = 0, *, items: int | None = None, with_address: bool | None = None
+) -> dict[str, Any]:
     rng = random.Random(seed)
     item_count = items if items is not None else rng.randint(1, 5)
     payload: dict[str, Any] = {
