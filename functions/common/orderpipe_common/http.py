@@ -3,18 +3,28 @@
 Domain code raises these (or lets pydantic raise a ValidationError); `register_error_handlers`
 turns each into a JSON body `{"error": {"code", "message", "fields"?}}` with the right status.
 Nothing here ever answers 500 with a stack trace: unknown exceptions become a logged, opaque 500.
+
+The same module documents those answers: `ErrorResponse` is the body's model and `error_responses`
+gives the `responses=` entries for a route, so the OpenAPI document states what the code does.
+`json_request_body` documents a request body that the handler parses itself (the Powertools
+validation middleware would parse numbers as floats; the order model needs exact decimals).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from pydantic import ValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orderpipe_common.observability import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 
 class HttpError(Exception):
@@ -66,6 +76,91 @@ class InternalError(HttpError):
     status, code = HTTPStatus.INTERNAL_SERVER_ERROR, "internal"
 
 
+class FieldError(BaseModel):
+    """One invalid field: a dotted path into the request body (`items.0.quantity`), or `body`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    message: str
+    type: str
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    fields: list[FieldError] | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+
+_ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed request (e.g. the body is not JSON); nothing was enqueued.",
+    404: "No such resource.",
+    409: "A request with the same Idempotency-Key is still in progress; retry after `Retry-After` seconds.",
+    413: "The body is larger than the documented maximum; nothing was enqueued.",
+    415: "The Content-Type is not application/json; nothing was enqueued.",
+    422: "The body is JSON but not valid; `error.fields` names each invalid field. Nothing was enqueued.",
+    503: "A backing service is unavailable; nothing was accepted. Retry after `Retry-After` seconds.",
+}
+
+
+_RETRYABLE = frozenset({409, 429, 503})
+
+
+def error_responses(
+    statuses: Iterable[int], *, descriptions: dict[int, str] | None = None
+) -> dict[int, OpenAPIResponse]:
+    """OpenAPI `responses` entries for error statuses a route can answer (all with `ErrorResponse`)."""
+    texts = {**_ERROR_DESCRIPTIONS, **(descriptions or {})}
+    responses: dict[int, OpenAPIResponse] = {}
+    for status in statuses:
+        response: OpenAPIResponse = {
+            "description": texts.get(status, HTTPStatus(status).phrase),
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorResponse}},
+        }
+        if status in _RETRYABLE:
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer"},
+                }
+            }
+        responses[status] = response
+    return responses
+
+
+def json_request_body(
+    model: type[BaseModel], *, description: str, many: bool = False, max_items: int | None = None
+) -> dict[str, Any]:
+    """An OpenAPI `requestBody` (for a route's `openapi_extensions=`) referring to `model`'s component.
+
+    The OpenAPI generator (tools/orderpipe_dev/openapi.py) adds the model's schema to the components;
+    list the model among the module's `OPENAPI_COMPONENT_MODELS`.
+    """
+    reference = {"$ref": f"#/components/schemas/{model.__name__}"}
+    schema: dict[str, Any] = reference
+    if many:
+        schema = {"type": "array", "items": reference, "minItems": 1}
+        if max_items is not None:
+            schema["maxItems"] = max_items
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {content_types.APPLICATION_JSON: {"schema": schema}},
+        }
+    }
+
+
 def field_errors(error: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> list[dict[str, Any]]:
     """One entry per invalid field, with a dotted path a producer can act on."""
     return [
@@ -91,7 +186,30 @@ def error_response(error: HttpError) -> Response:
     )
 
 
+def _powertools_field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    fields = []
+    for detail in errors:
+        location = [str(part) for part in detail.get("loc", ())]
+        if location and location[0] in {"body", "path", "query", "header"} and len(location) > 1:
+            location = location[1:]  # "body.items.0.sku" -> "items.0.sku"
+        fields.append(
+            {
+                "field": ".".join(location) or "body",
+                "message": str(detail.get("msg", "invalid")),
+                "type": str(detail.get("type", "value_error")),
+            }
+        )
+    return fields
+
+
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    @app.exception_handler(RequestValidationError)
+    def _request_validation_error(error: RequestValidationError) -> Response:
+        # Only reached by routes that use Powertools' own validation (typed path/query parameters).
+        return error_response(
+            Unprocessable("the request is not valid", fields=_powertools_field_errors(error.errors()))
+        )
+
     @app.exception_handler(HttpError)
     def _http_error(error: HttpError) -> Response:
         logger.info("request refused", extra={"status": int(error.status), "code": error.code})
