@@ -1,0 +1,213 @@
+"""Ingest Lambda: `POST /orders` and `POST /orders/batch` (API Gateway REST proxy events).
+
+A thin handler: check the request's shape (content type, size, JSON), run the logic (through the
+idempotency layer when an `Idempotency-Key` is sent) and map the result to an answer. Errors are
+answered by orderpipe_common.http.
+
+Batch endpoint: the body is a JSON array of 1..MAX_ORDERS_PER_BATCH orders. Answers:
+- `202` when at least one order was accepted: per-index results (`accepted` with `order_id`,
+  `rejected` with field errors, `failed` when the queue did not take a valid order).
+- `422` when no order is valid (each error names `<index>.<field>`), or the body is not an array.
+- `503` + `Retry-After` when valid orders exist but the queue took none of them.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from orderpipe_common.http import (
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    error_responses,
+    json_request_body,
+    register_error_handlers,
+)
+from orderpipe_common.model import (
+    MAX_BATCH_BODY_BYTES,
+    MAX_ORDER_BODY_BYTES,
+    MAX_ORDERS_PER_BATCH,
+    OrderRequest,
+)
+from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_ingest import idempotency, publisher, settings
+from orderpipe_ingest.logic import accept_batch, accept_order
+from orderpipe_ingest.responses import BatchAccepted, OrderAccepted
+
+app = APIGatewayRestResolver()
+register_error_handlers(app)
+
+# Models the routes' request bodies refer to (added to the OpenAPI components by the generator).
+OPENAPI_COMPONENT_MODELS: tuple[type[BaseModel], ...] = (OrderRequest,)
+OPENAPI_SECURITY_SCHEMES = {"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)}
+_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+_IDEMPOTENCY_DOC = (
+    f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header (1-{idempotency.MAX_IDEMPOTENCY_KEY_LENGTH} "
+    "characters) to make retries safe: the same key and body within the window get the same answer "
+    "and enqueue nothing new; the same key with another body gets a 422; while the first request "
+    "with a key still runs, others get a 409 with Retry-After. Failures are not remembered."
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_json_body(max_bytes: int) -> Any:
+    """The request's JSON body, numbers with a fraction as exact Decimals.
+
+    Checked in this order: content type (415), size before parsing (413), syntax (400).
+    """
+    event = app.current_event
+    content_type = event.headers.get("content-type") or ""
+    media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    charsets = [p.split("=", 1)[1].strip('"') for p in params if p.startswith("charset=")]
+    if media_type != content_types.APPLICATION_JSON or any(c not in {"utf-8", "utf8"} for c in charsets):
+        raise UnsupportedMediaType(
+            "send the body as application/json (UTF-8)",
+            fields=[
+                {"field": "header.Content-Type", "message": "expected application/json", "type": "media_type"}
+            ],
+        )
+    raw = event.get("body") or ""
+    # Base64 inflates by 4/3: check the encoded size first, then the real one.
+    if len(raw) > max_bytes * 4 // 3 + 4:
+        raise _too_large(max_bytes)
+    try:
+        body = event.decoded_body or ""
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedJson("the body is not UTF-8 text") from None
+    if len(body.encode()) > max_bytes:
+        raise _too_large(max_bytes)
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+    except ValueError as error:
+        raise MalformedJson(
+            f"the body is not valid JSON: {error}",
+            fields=[{"field": "body", "message": str(error), "type": "json_invalid"}],
+        ) from None
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+
+
+def _idempotency_key() -> str | None:
+    return idempotency.validate_key(app.current_event.headers.get(idempotency.IDEMPOTENCY_HEADER))
+
+
+@app.post(
+    "/orders",
+    summary="Submit one order",
+    description=(
+        f"Validates the order, assigns `order_id` and puts it on the queue; the order is stored "
+        f"asynchronously (poll `GET /orders/{{order_id}}`). Body at most {MAX_ORDER_BODY_BYTES} bytes. "
+        + _IDEMPOTENCY_DOC
+    ),
+    tags=["orders"],
+    security=_SECURITY,
+    responses={
+        202: {
+            "description": "Accepted: the order is queued (not yet stored). `Location` names the order.",
+            "content": {content_types.APPLICATION_JSON: {"model": OrderAccepted}},
+        },
+        **error_responses([400, 409, 413, 415, 422, 503]),
+    },
+    openapi_extensions=json_request_body(OrderRequest, description="One order."),
+)
+def post_order() -> Response:
+    payload = read_json_body(MAX_ORDER_BODY_BYTES)
+    answer = idempotency.run_idempotently(
+        key=_idempotency_key(),
+        route="POST /orders",
+        body=payload,
+        operation=lambda body: accept_order(body, publisher.get_publisher()).model_dump(mode="json"),
+        context=app.lambda_context,
+    )
+    accepted = OrderAccepted.model_validate(answer)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type=content_types.APPLICATION_JSON,
+        body=accepted.model_dump_json(exclude_none=True),
+        headers={"Location": f"/orders/{accepted.order_id}"},
+    )
+
+
+def _accept_batch(body: Any) -> dict[str, Any]:
+    config = settings.get_settings()
+    return accept_batch(
+        body,
+        publisher.get_publisher(),
+        max_send_attempts=config.batch_send_attempts,
+        retry_after_seconds=config.retry_after_seconds,
+    ).model_dump(mode="json")
+
+
+@app.post(
+    "/orders/batch",
+    summary="Submit up to 100 orders at once",
+    description=(
+        f"A JSON array of 1 to {MAX_ORDERS_PER_BATCH} orders (body at most {MAX_BATCH_BODY_BYTES} bytes), "
+        "each validated on its own. The answer lists, by index, which orders were accepted (with their "
+        "`order_id`), rejected (with field errors) or failed (valid, but the queue did not take them: "
+        "safe to send again). " + _IDEMPOTENCY_DOC
+    ),
+    tags=["orders"],
+    security=_SECURITY,
+    responses={
+        202: {
+            "description": "At least one order was accepted; `results` has one entry per posted order.",
+            "content": {content_types.APPLICATION_JSON: {"model": BatchAccepted}},
+        },
+        **error_responses(
+            [400, 409, 413, 415, 422, 503],
+            descriptions={
+                422: "The body is not an array of 1-100 items, or no order is valid "
+                "(`error.fields` names `<index>.<field>`). Nothing was enqueued.",
+                503: "The queue took none of the valid orders; nothing was accepted. "
+                "Retry after `Retry-After` seconds.",
+            },
+        ),
+    },
+    openapi_extensions=json_request_body(
+        OrderRequest, description="The orders.", many=True, max_items=MAX_ORDERS_PER_BATCH
+    ),
+)
+def post_orders_batch() -> Response:
+    payload = read_json_body(MAX_BATCH_BODY_BYTES)
+    answer = idempotency.run_idempotently(
+        key=_idempotency_key(),
+        route="POST /orders/batch",
+        body=payload,
+        operation=_accept_batch,
+        context=app.lambda_context,
+    )
+    return Response(
+        status_code=HTTPStatus.ACCEPTED,
+        content_type=content_types.APPLICATION_JSON,
+        body=BatchAccepted.model_validate(answer).model_dump_json(exclude_none=True),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def reset_process_state() -> None:
+    """Forget the cached settings, clients and idempotency layer (tests and the local runtime)."""
+    settings.get_settings.cache_clear()
+    publisher.get_sqs_client.cache_clear()
+    publisher.get_publisher.cache_clear()
+    idempotency.reset()

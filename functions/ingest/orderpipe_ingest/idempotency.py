@@ -1,0 +1,128 @@
+"""Idempotency-Key handling: Powertools idempotency over DynamoDB, around the enqueue logic only.
+
+The key is scoped to the route (`POST /orders` and `POST /orders/batch` never share answers); the
+request body is the payload validated on replay, so the same key with another body is refused.
+Only successful answers are stored: the wrapped logic raises on every failure (invalid input, queue
+down), and Powertools deletes its in-progress record when the function raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+
+from orderpipe_common.http import BadRequest, Conflict, ServiceUnavailable, Unprocessable
+from orderpipe_common.tables import IDEMPOTENCY_EXPIRY_ATTRIBUTE, IDEMPOTENCY_PARTITION_KEY
+from orderpipe_ingest.settings import get_settings
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# How long a producer should wait before retrying while the first request with its key still runs.
+IN_PROGRESS_RETRY_AFTER_SECONDS = 1
+
+Operation = Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Idempotent:
+    config: IdempotencyConfig
+    run: Callable[..., dict[str, Any]]
+
+
+def validate_key(raw: str | None) -> str | None:
+    """The header's value, or None when absent; 400 for an empty or oversized key."""
+    if raw is None:
+        return None
+    key = raw.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise BadRequest(
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
+            fields=[
+                {"field": f"header.{IDEMPOTENCY_HEADER}", "message": "invalid key", "type": "value_error"}
+            ],
+        )
+    return key
+
+
+@cache
+def _idempotent() -> _Idempotent:
+    settings = get_settings()
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.idempotency_table_name,
+        key_attr=IDEMPOTENCY_PARTITION_KEY,
+        expiry_attr=IDEMPOTENCY_EXPIRY_ATTRIBUTE,
+        boto_config=Config(
+            connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+        ),
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="[route, key]",
+        payload_validation_jmespath="body",
+        expires_after_seconds=settings.idempotency_expires_after_seconds,
+        raise_on_no_idempotency_key=True,
+    )
+
+    @idempotent_function(data_keyword_argument="request", config=config, persistence_store=persistence)
+    def run(request: dict[str, Any], operation: Operation) -> dict[str, Any]:
+        return operation(request["body"])
+
+    return _Idempotent(config=config, run=run)
+
+
+def run_idempotently(
+    *,
+    key: str | None,
+    route: str,
+    body: Any,
+    operation: Operation,
+    context: LambdaContext | None,
+) -> dict[str, Any]:
+    """`operation(body)`, or with a key, the stored answer of an earlier success with that key."""
+    if key is None:
+        return operation(body)
+    idempotent = _idempotent()
+    if context is not None:
+        # Bounds the in-progress record by the invocation's deadline (a crashed attempt frees its key).
+        idempotent.config.register_lambda_context(context)
+    try:
+        return idempotent.run(request={"route": route, "key": key, "body": body}, operation=operation)
+    except IdempotencyValidationError:
+        raise Unprocessable(
+            f"this {IDEMPOTENCY_HEADER} was already used with a different body; use a new key for a new request",
+            fields=[
+                {
+                    "field": f"header.{IDEMPOTENCY_HEADER}",
+                    "message": "key reused with a different body",
+                    "type": "idempotency_key_reused",
+                }
+            ],
+        ) from None
+    except IdempotencyAlreadyInProgressError:
+        raise Conflict(
+            f"a request with this {IDEMPOTENCY_HEADER} is still in progress",
+            retry_after=IN_PROGRESS_RETRY_AFTER_SECONDS,
+        ) from None
+    except IdempotencyPersistenceLayerError:
+        raise ServiceUnavailable(
+            "the idempotency store is unavailable; nothing was accepted, retry later",
+            retry_after=get_settings().retry_after_seconds,
+        ) from None
+
+
+def reset() -> None:
+    _idempotent.cache_clear()

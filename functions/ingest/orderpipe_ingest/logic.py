@@ -1,0 +1,182 @@
+"""Accepting orders: validate, assign an id, enqueue. Knows nothing of Lambda or HTTP events.
+
+`accept_order` and `accept_batch` take the parsed JSON body (numbers as Decimal) and a
+`QueuePublisher`. They raise instead of answering when nothing was accepted (a ValidationError or
+`BatchRejected` for invalid input, `QueueUnavailable` when the queue is down), so that an
+idempotent caller never stores a failure as the answer to replay.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from orderpipe_common.envelope import wrap
+from orderpipe_common.http import FieldError, Unprocessable, field_errors
+from orderpipe_common.model import MAX_ORDERS_PER_BATCH, Order, OrderRequest
+from orderpipe_common.observability import MetricUnit, logger, metrics
+from orderpipe_ingest.publisher import SQS_BATCH_LIMIT, FailedEntry, QueuePublisher, QueueUnavailable
+from orderpipe_ingest.responses import BatchAccepted, BatchItemResult, OrderAccepted
+
+
+class BatchRejected(Unprocessable):
+    """No order of the batch is valid (or the body is not a batch at all)."""
+
+    code = "batch_rejected"
+
+
+def accept_order(
+    payload: Any, publisher: QueuePublisher, *, now: Callable[[], datetime] | None = None
+) -> OrderAccepted:
+    try:
+        request = OrderRequest.model_validate(payload)
+    except ValidationError:
+        metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
+        raise
+    order = Order.accept(request, now=now() if now else None)
+    publisher.send(wrap(order))
+    metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
+    logger.info("order accepted", extra={"order_id": str(order.order_id), "items": len(order.items)})
+    return OrderAccepted(order_id=order.order_id)
+
+
+def accept_batch(
+    payload: Any,
+    publisher: QueuePublisher,
+    *,
+    max_send_attempts: int = 4,
+    retry_after_seconds: int = 5,
+    now: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchAccepted:
+    """Validate each order of a JSON array on its own; enqueue the valid ones in chunks of 10.
+
+    Entries SQS reports as Failed are sent again (up to `max_send_attempts` rounds, with jittered
+    exponential backoff); an order is `accepted` only once SQS has it. Raises BatchRejected when no
+    order is valid, QueueUnavailable when valid orders exist but none reached the queue.
+    """
+    orders = _as_order_list(payload)
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(orders))
+    results: dict[int, BatchItemResult] = {}
+    valid: dict[int, Order] = {}
+    for index, item in enumerate(orders):
+        try:
+            request = OrderRequest.model_validate(item)
+        except ValidationError as error:
+            results[index] = BatchItemResult(
+                index=index,
+                status="rejected",
+                errors=[FieldError.model_validate(e) for e in field_errors(error)],
+            )
+            continue
+        valid[index] = Order.accept(request, now=now() if now else None)
+
+    rejected = len(orders) - len(valid)
+    if rejected:
+        metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=rejected)
+    if not valid:
+        raise BatchRejected(
+            "no order in the batch is valid",
+            fields=[
+                {**error.model_dump(), "field": f"{result.index}.{error.field}"}
+                for result in results.values()
+                for error in result.errors or []
+            ],
+        )
+
+    pending = {str(index): wrap(order) for index, order in valid.items()}
+    enqueued = _send_all(publisher, pending, max_attempts=max_send_attempts, sleep=sleep)
+    for index, order in valid.items():
+        if str(index) in enqueued:
+            results[index] = BatchItemResult(index=index, status="accepted", order_id=order.order_id)
+        else:
+            results[index] = BatchItemResult(index=index, status="failed")
+
+    accepted = len(enqueued)
+    failed = len(valid) - accepted
+    if accepted:
+        metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=accepted)
+    logger.info("batch processed", extra={"size": len(orders), "accepted": accepted, "rejected": rejected})
+    if not accepted:
+        raise QueueUnavailable(
+            "the order queue did not take any order of the batch; nothing was accepted, retry later",
+            retry_after=retry_after_seconds,
+        )
+    if failed:
+        logger.warning("some orders of the batch were not enqueued", extra={"failed": failed})
+    return BatchAccepted(
+        accepted=accepted,
+        rejected=rejected,
+        failed=failed,
+        results=[results[index] for index in range(len(orders))],
+    )
+
+
+def _as_order_list(payload: Any) -> list[Any]:
+    if not isinstance(payload, list):
+        raise BatchRejected(
+            "the body must be a JSON array of orders",
+            fields=[{"field": "body", "message": "Input should be a valid array", "type": "list_type"}],
+        )
+    if not payload or len(payload) > MAX_ORDERS_PER_BATCH:
+        raise BatchRejected(
+            f"a batch holds 1 to {MAX_ORDERS_PER_BATCH} orders, this one has {len(payload)}",
+            fields=[
+                {
+                    "field": "body",
+                    "message": f"Array should have 1 to {MAX_ORDERS_PER_BATCH} items, not {len(payload)}",
+                    "type": "too_short" if not payload else "too_long",
+                }
+            ],
+        )
+    return payload
+
+
+def _send_all(
+    publisher: QueuePublisher,
+    pending: dict[str, str],
+    *,
+    max_attempts: int,
+    sleep: Callable[[float], None],
+) -> set[str]:
+    """Send every entry (id -> body); return the ids SQS took."""
+    enqueued: set[str] = set()
+    for attempt in range(max_attempts):
+        if attempt:
+            sleep(_backoff(attempt))
+        retry: dict[str, str] = {}
+        for chunk in _chunks(list(pending.items()), SQS_BATCH_LIMIT):
+            entries = dict(chunk)
+            try:
+                failures: Sequence[FailedEntry] = publisher.send_batch(entries)
+            except QueueUnavailable:
+                # The SDK already retried this call; do not hammer a queue that is down.
+                return enqueued
+            failed_ids = {failure.entry_id for failure in failures}
+            enqueued.update(entry_id for entry_id in entries if entry_id not in failed_ids)
+            for failure in failures:
+                if failure.sender_fault:  # SQS will refuse this entry again
+                    logger.warning("queue refused an entry", extra={"code": failure.code})
+                else:
+                    retry[failure.entry_id] = entries[failure.entry_id]
+        if not retry:
+            break
+        logger.info(
+            "retrying entries the queue failed", extra={"entries": len(retry), "attempt": attempt + 1}
+        )
+        pending = retry
+    return enqueued
+
+
+def _backoff(attempt: int) -> float:
+    # Full jitter over 50 ms, 100 ms, 200 ms ... capped at 1 s: the request waits at most a few seconds.
+    return random.uniform(0, min(1.0, 0.05 * 2 ** (attempt - 1)))
+
+
+def _chunks[T](items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]

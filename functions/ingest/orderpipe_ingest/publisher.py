@@ -1,0 +1,107 @@
+"""Putting messages on the orders queue.
+
+The logic talks to `QueuePublisher` (a Protocol), so it is unit-testable without a network; the
+deployed function uses `SqsPublisher` over a boto3 client created once per process. The endpoint
+comes from boto3's standard configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`), so moto
+works with no code difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from orderpipe_common.http import ServiceUnavailable
+from orderpipe_common.observability import logger
+from orderpipe_ingest.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+# SendMessageBatch takes at most this many entries per call.
+SQS_BATCH_LIMIT = 10
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """The queue could not be reached or refused the whole call: nothing of that call was enqueued."""
+
+    code = "queue_unavailable"
+
+
+@dataclass(frozen=True)
+class FailedEntry:
+    entry_id: str
+    code: str
+    sender_fault: bool
+
+
+class QueuePublisher(Protocol):
+    def send(self, body: str) -> None:
+        """Enqueue one message, or raise QueueUnavailable."""
+        ...
+
+    def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
+        """Enqueue up to SQS_BATCH_LIMIT messages (id -> body) in one call.
+
+        Returns the entries SQS did not take (all others are enqueued); raises QueueUnavailable
+        when the call as a whole failed (then none of them was enqueued).
+        """
+        ...
+
+
+class SqsPublisher:
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def send(self, body: str) -> None:
+        try:
+            self._client.send_message(QueueUrl=self._queue_url, MessageBody=body)
+        except (BotoCoreError, ClientError) as error:
+            raise _unavailable(error) from error
+
+    def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
+        if len(entries) > SQS_BATCH_LIMIT:
+            raise ValueError(f"at most {SQS_BATCH_LIMIT} entries per SendMessageBatch call")
+        try:
+            response = self._client.send_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[{"Id": entry_id, "MessageBody": body} for entry_id, body in entries.items()],
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise _unavailable(error) from error
+        return [
+            FailedEntry(entry_id=failed["Id"], code=failed["Code"], sender_fault=failed["SenderFault"])
+            for failed in response.get("Failed", [])
+        ]
+
+
+def _unavailable(error: Exception) -> QueueUnavailable:
+    # The queue URL and the error class are enough to diagnose; message bodies are never logged.
+    logger.warning("orders queue unavailable", extra={"error": type(error).__name__, "detail": str(error)})
+    return QueueUnavailable(
+        "the order queue is unavailable; nothing was accepted, retry later",
+        retry_after=get_settings().retry_after_seconds,
+    )
+
+
+@cache
+def get_sqs_client() -> SQSClient:
+    """The process-wide SQS client (created on first use, reused by every invocation)."""
+    config = Config(
+        connect_timeout=2,
+        read_timeout=5,
+        retries={"mode": "standard", "max_attempts": get_settings().sqs_max_attempts},
+    )
+    return boto3.client("sqs", config=config)
+
+
+@cache
+def get_publisher() -> QueuePublisher:
+    return SqsPublisher(get_sqs_client(), get_settings().orders_queue_url)

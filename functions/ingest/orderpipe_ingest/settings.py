@@ -1,0 +1,28 @@
+"""Settings of the ingest function, read from the environment once per process."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field
+
+from orderpipe_common.settings import FunctionSettings, load
+
+
+class IngestSettings(FunctionSettings):
+    # Names of real resources: no defaults (the stack and the local runtime set them).
+    orders_queue_url: str = Field(min_length=1)
+    idempotency_table_name: str = Field(min_length=1)
+    # How long an Idempotency-Key is remembered (the answer to a retried POST is replayed).
+    idempotency_expires_after_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    # Attempts per SQS call (connection errors, throttling) before the request gets a 503.
+    sqs_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Rounds of re-sending the entries that SendMessageBatch reported Failed.
+    batch_send_attempts: int = Field(default=4, ge=1, le=10)
+    # Seconds a producer is told to wait (Retry-After) when the queue is unavailable.
+    retry_after_seconds: int = Field(default=5, ge=1, le=3600)
+
+
+@cache
+def get_settings() -> IngestSettings:
+    return load(IngestSettings)
