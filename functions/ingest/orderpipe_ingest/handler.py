@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
@@ -56,6 +56,14 @@ _IDEMPOTENCY_DOC = (
     "and enqueue nothing new; the same key with another body gets a 422; while the first request "
     "with a key still runs, others get a 409 with Retry-After. Failures are not remembered."
 )
+
+_IDEMPOTENCY_PARAMETER = {
+    "name": idempotency.IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes a retried POST safe: see the operation's description.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_IDEMPOTENCY_KEY_LENGTH},
+}
 
 
 def _reject_constant(name: str) -> Any:
@@ -101,6 +109,19 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
 
 
+def _json_answer[M: BaseModel](
+    status: HTTPStatus, model: M, *, headers: dict[str, str] | None = None
+) -> Response[M]:
+    # The body is serialized here (None fields left out); the annotation feeds the OpenAPI document.
+    answer = Response(
+        status_code=int(status),
+        content_type=content_types.APPLICATION_JSON,
+        body=model.model_dump_json(exclude_none=True),
+        headers=headers,
+    )
+    return cast("Response[M]", answer)
+
+
 def _idempotency_key() -> str | None:
     return idempotency.validate_key(app.current_event.headers.get(idempotency.IDEMPOTENCY_HEADER))
 
@@ -122,9 +143,12 @@ def _idempotency_key() -> str | None:
         },
         **error_responses([400, 409, 413, 415, 422, 503]),
     },
-    openapi_extensions=json_request_body(OrderRequest, description="One order."),
+    openapi_extensions={
+        **json_request_body(OrderRequest, description="One order."),
+        "parameters": [_IDEMPOTENCY_PARAMETER],
+    },
 )
-def post_order() -> Response:
+def post_order() -> Response[OrderAccepted]:
     payload = read_json_body(MAX_ORDER_BODY_BYTES)
     answer = idempotency.run_idempotently(
         key=_idempotency_key(),
@@ -134,12 +158,7 @@ def post_order() -> Response:
         context=app.lambda_context,
     )
     accepted = OrderAccepted.model_validate(answer)
-    return Response(
-        status_code=HTTPStatus.ACCEPTED,
-        content_type=content_types.APPLICATION_JSON,
-        body=accepted.model_dump_json(exclude_none=True),
-        headers={"Location": f"/orders/{accepted.order_id}"},
-    )
+    return _json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
 
 
 def _accept_batch(body: Any) -> dict[str, Any]:
@@ -178,11 +197,14 @@ def _accept_batch(body: Any) -> dict[str, Any]:
             },
         ),
     },
-    openapi_extensions=json_request_body(
-        OrderRequest, description="The orders.", many=True, max_items=MAX_ORDERS_PER_BATCH
-    ),
+    openapi_extensions={
+        **json_request_body(
+            OrderRequest, description="The orders.", many=True, max_items=MAX_ORDERS_PER_BATCH
+        ),
+        "parameters": [_IDEMPOTENCY_PARAMETER],
+    },
 )
-def post_orders_batch() -> Response:
+def post_orders_batch() -> Response[BatchAccepted]:
     payload = read_json_body(MAX_BATCH_BODY_BYTES)
     answer = idempotency.run_idempotently(
         key=_idempotency_key(),
@@ -191,11 +213,7 @@ def post_orders_batch() -> Response:
         operation=_accept_batch,
         context=app.lambda_context,
     )
-    return Response(
-        status_code=HTTPStatus.ACCEPTED,
-        content_type=content_types.APPLICATION_JSON,
-        body=BatchAccepted.model_validate(answer).model_dump_json(exclude_none=True),
-    )
+    return _json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
