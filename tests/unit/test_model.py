@@ -1,0 +1,230 @@
+"""The order contract: what a producer may send, and what the queue carries."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from orderpipe_common.envelope import (
+    CURRENT_SCHEMA_VERSION,
+    OrderEnvelopeV1,
+    UnreadableMessageError,
+    parse_envelope,
+    wrap,
+)
+from orderpipe_common.model import MAX_LINE_ITEMS_PER_ORDER, MAX_QUANTITY_PER_LINE, Order, OrderRequest
+
+
+def valid_payload(**changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "customer_id": "cust-42",
+        "currency": "EUR",
+        "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "19.99"}],
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "12 Analytical Street",
+            "city": "London",
+            "postal_code": "N1 9GU",
+            "country": "GB",
+        },
+        "client_reference": "po-7",
+    }
+    payload.update(changes)
+    return payload
+
+
+def with_item(**item_changes: Any) -> dict[str, Any]:
+    return valid_payload(items=[{"sku": "SKU-1", "quantity": 1, "unit_price": "1.00", **item_changes}])
+
+
+def invalid_fields(payload: Any) -> set[str]:
+    with pytest.raises(ValidationError) as caught:
+        OrderRequest.model_validate(payload)
+    return {".".join(str(part) for part in error["loc"]) for error in caught.value.errors()}
+
+
+def test_a_complete_order_is_valid() -> None:
+    request = OrderRequest.model_validate(valid_payload())
+    assert request.customer_id == "cust-42"
+    assert request.items[0].unit_price == Decimal("19.99")
+    assert request.shipping_address is not None
+    assert request.shipping_address.country == "GB"
+
+
+def test_a_minimal_order_is_valid() -> None:
+    request = OrderRequest.model_validate(valid_payload(shipping_address=None, client_reference=None))
+    assert request.shipping_address is None
+    assert request.client_reference is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"customer_id": ""}, "customer_id"),
+        ({"customer_id": "has space"}, "customer_id"),
+        ({"customer_id": "x" * 65}, "customer_id"),
+        ({"customer_id": 42}, "customer_id"),
+        ({"currency": "eur"}, "currency"),
+        ({"currency": "EURO"}, "currency"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"items": []}, "items"),
+        ({"client_reference": ""}, "client_reference"),
+        ({"client_reference": "r" * 65}, "client_reference"),
+    ],
+)
+def test_each_invalid_top_level_field_is_named(changes: dict[str, Any], field: str) -> None:
+    assert invalid_fields(valid_payload(**changes)) == {field}
+
+
+@pytest.mark.parametrize("missing", ["customer_id", "items", "currency"])
+def test_each_missing_required_field_is_named(missing: str) -> None:
+    payload = valid_payload()
+    del payload[missing]
+    assert invalid_fields(payload) == {missing}
+
+
+@pytest.mark.parametrize(
+    ("item_changes", "field"),
+    [
+        ({"sku": ""}, "items.0.sku"),
+        ({"sku": "-leading-dash"}, "items.0.sku"),
+        ({"sku": "S" * 65}, "items.0.sku"),
+        ({"quantity": 0}, "items.0.quantity"),
+        ({"quantity": -1}, "items.0.quantity"),
+        ({"quantity": MAX_QUANTITY_PER_LINE + 1}, "items.0.quantity"),
+        ({"quantity": 1.5}, "items.0.quantity"),
+        ({"quantity": "2"}, "items.0.quantity"),
+        ({"quantity": True}, "items.0.quantity"),
+        ({"unit_price": "-0.01"}, "items.0.unit_price"),
+        ({"unit_price": "1.001"}, "items.0.unit_price"),
+        ({"unit_price": "NaN"}, "items.0.unit_price"),
+        ({"unit_price": "Infinity"}, "items.0.unit_price"),
+        ({"unit_price": "-Infinity"}, "items.0.unit_price"),
+        ({"unit_price": Decimal("NaN")}, "items.0.unit_price"),
+        ({"unit_price": Decimal("Infinity")}, "items.0.unit_price"),
+        ({"unit_price": "10000000000.00"}, "items.0.unit_price"),
+        ({"unit_price": Decimal("1E+400")}, "items.0.unit_price"),
+        ({"unit_price": "twelve"}, "items.0.unit_price"),
+        ({"colour": "red"}, "items.0.colour"),
+    ],
+)
+def test_each_invalid_line_item_field_is_named(item_changes: dict[str, Any], field: str) -> None:
+    assert invalid_fields(with_item(**item_changes)) == {field}
+
+
+@pytest.mark.parametrize(
+    ("address_changes", "field"),
+    [
+        ({"country": "gb"}, "shipping_address.country"),
+        ({"country": "GBR"}, "shipping_address.country"),
+        ({"name": ""}, "shipping_address.name"),
+        ({"line1": "x" * 201}, "shipping_address.line1"),
+        ({"postal_code": "1" * 21}, "shipping_address.postal_code"),
+        ({"planet": "Earth"}, "shipping_address.planet"),
+    ],
+)
+def test_each_invalid_address_field_is_named(address_changes: dict[str, Any], field: str) -> None:
+    address = {**valid_payload()["shipping_address"], **address_changes}
+    assert invalid_fields(valid_payload(shipping_address=address)) == {field}
+
+
+def test_several_invalid_fields_are_all_named() -> None:
+    payload = valid_payload(currency="???", items=[{"sku": "", "quantity": 0, "unit_price": "-1"}])
+    assert invalid_fields(payload) == {"currency", "items.0.sku", "items.0.quantity", "items.0.unit_price"}
+
+
+def test_unknown_top_level_fields_are_rejected() -> None:
+    assert invalid_fields(valid_payload(discount_code="FREE")) == {"discount_code"}
+
+
+def test_server_assigned_fields_cannot_be_sent_by_a_producer() -> None:
+    assert invalid_fields(valid_payload(order_id=str(uuid.uuid4()))) == {"order_id"}
+
+
+def test_item_count_is_bounded() -> None:
+    item = {"sku": "SKU-1", "quantity": 1, "unit_price": "1"}
+    assert OrderRequest.model_validate(valid_payload(items=[item] * MAX_LINE_ITEMS_PER_ORDER))
+    assert invalid_fields(valid_payload(items=[item] * (MAX_LINE_ITEMS_PER_ORDER + 1))) == {"items"}
+
+
+@pytest.mark.parametrize("code", ["EUR", "USD", "JPY", "GBP", "CHF", "XAU"])
+def test_iso_4217_codes_are_accepted(code: str) -> None:
+    assert OrderRequest.model_validate(valid_payload(currency=code)).currency == code
+
+
+@pytest.mark.parametrize("price", ["0", "0.00", "19.99", "9999999999.99", 5, Decimal("0.1")])
+def test_prices_within_bounds_are_accepted(price: Any) -> None:
+    assert OrderRequest.model_validate(with_item(unit_price=price)).items[0].unit_price == Decimal(str(price))
+
+
+def test_prices_stay_exact_decimals() -> None:
+    # Given prices that binary floats cannot hold (0.1 + 0.2 != 0.3 as floats)
+    request = OrderRequest.model_validate(
+        valid_payload(
+            items=[
+                {"sku": "A", "quantity": 1, "unit_price": "0.10"},
+                {"sku": "B", "quantity": 1, "unit_price": "0.20"},
+            ]
+        )
+    )
+    order = Order.accept(request)
+    # Then the total is exact, and each price keeps its digits through JSON and back
+    assert order.total() == Decimal("0.30")
+    again = Order.model_validate_json(order.model_dump_json())
+    assert [item.unit_price for item in again.items] == [Decimal("0.10"), Decimal("0.20")]
+    assert isinstance(again.items[0].unit_price, Decimal)
+
+
+def test_json_numbers_parsed_as_decimals_are_exact() -> None:
+    # The ingest parses JSON with parse_float=Decimal: a JSON number 0.1 stays 0.1
+    payload = json.loads(
+        '{"customer_id": "c", "currency": "EUR", "items": [{"sku": "A", "quantity": 3, "unit_price": 0.1}]}',
+        parse_float=Decimal,
+    )
+    order = Order.accept(OrderRequest.model_validate(payload))
+    assert order.total() == Decimal("0.3")
+
+
+def test_accepting_assigns_an_id_and_a_utc_time_in_milliseconds() -> None:
+    request = OrderRequest.model_validate(valid_payload())
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
+    order = Order.accept(request, now=moment)
+    assert isinstance(order.order_id, uuid.UUID)
+    assert order.accepted_at == datetime(2026, 1, 2, 1, 4, 5, 678000, tzinfo=UTC)
+    assert Order.accept(request).order_id != order.order_id
+
+
+def test_the_envelope_round_trips_the_order_exactly() -> None:
+    order = Order.accept(OrderRequest.model_validate(valid_payload()))
+    body = wrap(order)
+    assert json.loads(body)["schema_version"] == CURRENT_SCHEMA_VERSION == 1
+    assert parse_envelope(body) == order
+    assert json.loads(body)["order"]["items"][0]["unit_price"] == "19.99"  # a string: no float drift
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "{}",
+        '{"schema_version": 99, "order": {}}',
+        '{"order": {"customer_id": "c"}}',
+    ],
+)
+def test_unreadable_envelopes_are_refused_with_a_reason(body: str) -> None:
+    with pytest.raises(UnreadableMessageError):
+        parse_envelope(body)
+
+
+def test_an_envelope_with_unknown_fields_is_unreadable() -> None:
+    order = Order.accept(OrderRequest.model_validate(valid_payload()))
+    data = json.loads(OrderEnvelopeV1(order=order).model_dump_json())
+    data["extra"] = 1
+    with pytest.raises(UnreadableMessageError, match="extra"):
+        parse_envelope(json.dumps(data))
