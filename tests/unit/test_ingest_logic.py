@@ -1,0 +1,169 @@
+"""Ingest logic with a fake queue: validation, ids, chunking, retries of failed entries. No network."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from orderpipe_common.envelope import parse_envelope
+from orderpipe_ingest.logic import BatchRejected, accept_batch, accept_order
+from orderpipe_ingest.publisher import FailedEntry, QueueUnavailable
+from tests.support.orders import order_payload
+
+
+class FakeQueue:
+    """Takes messages like SQS; can fail whole calls or chosen entries for a number of calls."""
+
+    def __init__(
+        self, *, down: bool = False, fail_entries_for_calls: int = 0, fail_ids: set[str] | None = None
+    ):
+        self.down = down
+        self.fail_entries_for_calls = fail_entries_for_calls
+        self.fail_ids = fail_ids
+        self.sender_fault_ids: set[str] = set()
+        self.bodies: list[str] = []
+        self.batch_calls: list[list[str]] = []
+
+    def send(self, body: str) -> None:
+        if self.down:
+            raise QueueUnavailable("down", retry_after=5)
+        self.bodies.append(body)
+
+    def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
+        assert len(entries) <= 10
+        self.batch_calls.append(list(entries))
+        if self.down:
+            raise QueueUnavailable("down", retry_after=5)
+        failed: list[FailedEntry] = []
+        failing = len(self.batch_calls) <= self.fail_entries_for_calls
+        for entry_id, body in entries.items():
+            if entry_id in self.sender_fault_ids:
+                failed.append(FailedEntry(entry_id, "InvalidMessageContents", sender_fault=True))
+            elif failing and (self.fail_ids is None or entry_id in self.fail_ids):
+                failed.append(FailedEntry(entry_id, "InternalError", sender_fault=False))
+            else:
+                self.bodies.append(body)
+        return failed
+
+
+def no_sleep(_: float) -> None:
+    return None
+
+
+def batch(payload: Any, queue: FakeQueue, **kwargs: Any) -> Any:
+    return accept_batch(payload, queue, sleep=no_sleep, **kwargs)
+
+
+def test_a_valid_order_is_enqueued_in_an_envelope_with_its_id() -> None:
+    queue = FakeQueue()
+    answer = accept_order(order_payload(1), queue)
+    assert answer.status == "accepted"
+    [body] = queue.bodies
+    assert parse_envelope(body).order_id == answer.order_id
+
+
+def test_prices_reach_the_queue_exactly() -> None:
+    queue = FakeQueue()
+    payload = order_payload(2, items=1)
+    payload["items"][0]["unit_price"] = Decimal("0.30")
+    accept_order(payload, queue)
+    assert parse_envelope(queue.bodies[0]).items[0].unit_price == Decimal("0.30")
+
+
+def test_an_invalid_order_raises_and_enqueues_nothing() -> None:
+    queue = FakeQueue()
+    with pytest.raises(ValidationError):
+        accept_order({**order_payload(1), "currency": "ZZZ"}, queue)
+    assert queue.bodies == []
+
+
+def test_a_queue_outage_raises_service_unavailable_with_retry_after() -> None:
+    with pytest.raises(QueueUnavailable) as caught:
+        accept_order(order_payload(1), FakeQueue(down=True))
+    assert caught.value.status == 503
+    assert caught.value.retry_after == 5
+
+
+def test_a_batch_is_sent_in_chunks_of_ten_and_answered_by_index() -> None:
+    queue = FakeQueue()
+    answer = batch([order_payload(i) for i in range(23)], queue)
+    assert [len(call) for call in queue.batch_calls] == [10, 10, 3]
+    assert (answer.accepted, answer.rejected, answer.failed) == (23, 0, 0)
+    assert [result.index for result in answer.results] == list(range(23))
+    enqueued_ids = {parse_envelope(body).order_id for body in queue.bodies}
+    assert enqueued_ids == {result.order_id for result in answer.results}
+
+
+def test_invalid_orders_of_a_batch_are_rejected_alone_with_their_fields() -> None:
+    queue = FakeQueue()
+    orders = [order_payload(0), {**order_payload(1), "currency": "EURO"}, order_payload(2), {"nope": 1}]
+    answer = batch(orders, queue)
+    assert [r.status for r in answer.results] == ["accepted", "rejected", "accepted", "rejected"]
+    assert answer.results[1].errors is not None
+    assert [e.field for e in answer.results[1].errors] == ["currency"]
+    assert answer.results[1].order_id is None
+    assert len(queue.bodies) == 2
+
+
+def test_entries_the_queue_fails_are_retried_until_taken() -> None:
+    # Given a queue that fails entries 1 and 4 on the first call
+    queue = FakeQueue(fail_entries_for_calls=1, fail_ids={"1", "4"})
+    answer = batch([order_payload(i) for i in range(6)], queue)
+    # Then they were sent again, alone, and everything was accepted exactly once
+    assert queue.batch_calls == [["0", "1", "2", "3", "4", "5"], ["1", "4"]]
+    assert answer.accepted == 6
+    assert len(queue.bodies) == 6
+    assert len({parse_envelope(body).order_id for body in queue.bodies}) == 6
+
+
+def test_entries_still_failing_after_the_last_attempt_are_reported_failed_not_accepted() -> None:
+    queue = FakeQueue(fail_entries_for_calls=100, fail_ids={"0"})
+    answer = batch([order_payload(i) for i in range(3)], queue, max_send_attempts=3)
+    assert len(queue.batch_calls) == 3
+    assert answer.results[0].status == "failed"
+    assert answer.results[0].order_id is None
+    assert (answer.accepted, answer.failed) == (2, 1)
+
+
+def test_entries_refused_by_sender_fault_are_not_retried() -> None:
+    queue = FakeQueue()
+    queue.sender_fault_ids = {"1"}
+    answer = batch([order_payload(i) for i in range(2)], queue)
+    assert len(queue.batch_calls) == 1
+    assert [r.status for r in answer.results] == ["accepted", "failed"]
+
+
+def test_backoff_between_retry_rounds_is_bounded() -> None:
+    waits: list[float] = []
+    queue = FakeQueue(fail_entries_for_calls=100)
+    with pytest.raises(QueueUnavailable):
+        accept_batch([order_payload(0)], queue, max_send_attempts=5, sleep=waits.append)
+    assert len(waits) == 4
+    assert all(0 <= wait <= 1.0 for wait in waits)
+
+
+def test_a_batch_nobody_could_enqueue_raises_service_unavailable() -> None:
+    with pytest.raises(QueueUnavailable):
+        batch([order_payload(0), order_payload(1)], FakeQueue(down=True))
+
+
+def test_a_batch_without_valid_orders_is_rejected_naming_index_and_field() -> None:
+    queue = FakeQueue()
+    with pytest.raises(BatchRejected) as caught:
+        batch([{**order_payload(0), "currency": "no"}, {**order_payload(1), "customer_id": ""}], queue)
+    assert caught.value.status == 422
+    assert {f["field"] for f in caught.value.fields or []} == {"0.currency", "1.customer_id"}
+    assert queue.batch_calls == []
+
+
+@pytest.mark.parametrize("payload", [{"orders": []}, [], "text", [order_payload(0)] * 101])
+def test_a_body_that_is_not_an_array_of_1_to_100_orders_is_rejected(payload: Any) -> None:
+    queue = FakeQueue()
+    with pytest.raises(BatchRejected) as caught:
+        batch(payload, queue)
+    assert [f["field"] for f in caught.value.fields or []] == ["body"]
+    assert queue.batch_calls == []
