@@ -1,0 +1,1 @@
+"""Command groups of the `orderpipe` CLI: one module each, exposing `register(subparsers)`."""
