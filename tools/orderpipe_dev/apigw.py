@@ -72,6 +72,7 @@ def rest_proxy_event(
     resource: str | None = None,
     path_parameters: Mapping[str, str] | None = None,
     query: HeaderValues | None = None,
+    query_parameters: Mapping[str, str] | None = None,
     stage: str = "local",
     source_ip: str = "127.0.0.1",
     api_key: str | None = None,
@@ -80,14 +81,14 @@ def rest_proxy_event(
 ) -> dict[str, Any]:
     """An API Gateway REST API proxy integration event (payload format 1.0).
 
-    `path` may carry a query string (merged with `query`). `resource` is the route template
+    `path` may carry a query string (merged with `query` / `query_parameters`, same meaning). `resource` is the route template
     (`/orders/{id}`), defaulting to `path`; path parameters are taken from it unless given. A bytes
     body that is not UTF-8 (or `base64_encode=True`) is sent base64-encoded, as API Gateway does
     for binary media types.
     """
     split = urlsplit(path)
     path_only = split.path or "/"
-    query_values = _multi(query)
+    query_values = _multi({**(query_parameters or {}), **(query or {})})
     for name, value in parse_qsl(split.query, keep_blank_values=True):
         query_values.setdefault(name, []).append(value)
     header_values = _multi(headers)

@@ -57,6 +57,31 @@ class PipelineResources:
     idempotency_table: Table
     cache_table: Table
 
+    # Flat shortcuts (what most callers need).
+    @property
+    def queue_url(self) -> str:
+        return self.queues.queue_url
+
+    @property
+    def queue_arn(self) -> str:
+        return self.queues.queue_arn
+
+    @property
+    def dlq_url(self) -> str:
+        return self.queues.dlq_url
+
+    @property
+    def dlq_arn(self) -> str:
+        return self.queues.dlq_arn
+
+    @property
+    def idempotency_table_name(self) -> str:
+        return self.idempotency_table.name
+
+    @property
+    def cache_table_name(self) -> str:
+        return self.cache_table.name
+
     def ingest_environment(self) -> dict[str, str]:
         """The ingest function's environment variables for these resources."""
         return {
