@@ -16,7 +16,7 @@ pytestmark = pytest.mark.cassandra
 def test_migrations_apply_twice_and_are_recorded(cql_session):
     # Given a fresh keyspace
     keyspace = f"schema_test_{uuid.uuid4().hex[:8]}"
-    replication = {"class": "SimpleStrategy", "replication_factor": 1}
+    replication: dict[str, str | int] = {"class": "SimpleStrategy", "replication_factor": 1}
     # When the migrations are applied twice
     first = apply_migrations(cql_session, keyspace=keyspace, replication=replication)
     second = apply_migrations(cql_session, keyspace=keyspace, replication=replication)
@@ -56,7 +56,7 @@ def test_orders_table_holds_every_field_of_the_contract(cql_session, orders_keys
 def test_an_edited_applied_migration_is_refused(cql_session, tmp_path: Path):
     # Given a keyspace where migration 0001 was applied
     keyspace = f"schema_test_{uuid.uuid4().hex[:8]}"
-    replication = {"class": "SimpleStrategy", "replication_factor": 1}
+    replication: dict[str, str | int] = {"class": "SimpleStrategy", "replication_factor": 1}
     (tmp_path / "0001_things.cql").write_text("CREATE TABLE IF NOT EXISTS things (id int PRIMARY KEY);")
     apply_migrations(
         cql_session, keyspace=keyspace, replication=replication, migrations=load_migrations(tmp_path)

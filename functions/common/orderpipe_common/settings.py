@@ -8,10 +8,10 @@ or malformed variable fails the cold start with the variable's name. Names of re
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ConsistencyName = Literal["ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL", "LOCAL_ONE"]
 
@@ -25,7 +25,8 @@ class FunctionSettings(BaseSettings):
 
 
 class CassandraSettings(FunctionSettings):
-    cassandra_contact_points: list[str] = Field(description="Comma-separated hosts, e.g. 10.0.1.5,10.0.2.5")
+    # NoDecode: the environment gives "host1,host2", not JSON.
+    cassandra_contact_points: Annotated[list[str], NoDecode] = Field(description="Comma-separated hosts, e.g. 10.0.1.5,10.0.2.5")
     cassandra_port: int = 9042
     cassandra_local_dc: str
     cassandra_keyspace: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
@@ -62,3 +63,11 @@ def load[SettingsT: FunctionSettings](model: type[SettingsT], **overrides: Any) 
             reason = "is not set" if detail["type"] == "missing" else f"is invalid: {detail['msg']}"
             problems.append(f"environment variable {variable} {reason}")
         raise SettingsError(f"{model.__name__}: " + "; ".join(problems)) from None
+
+
+def from_mapping[SettingsT: FunctionSettings](
+    model: type[SettingsT], variables: dict[str, str], **overrides: Any
+) -> SettingsT:
+    """Settings from environment-style names given explicitly (tools that configure a function)."""
+    values: dict[str, Any] = {name.lower(): value for name, value in variables.items()}
+    return load(model, **values, **overrides)
