@@ -1,0 +1,126 @@
+"""REST API: POST /orders, POST /orders/batch, GET /orders/{id}, all behind API keys and a usage plan.
+
+Body validation is the ingest function's (one pydantic model, errors naming the field, 400/413/415/
+422). The gateway adds what it can enforce before a function runs: the API key, the usage plan's
+throttle and quota, the `{id}` path parameter, its hard 10 MB payload limit, and JSON error bodies
+of the same shape as the functions' (`{"error": {"code", "message"}}`) for its own 4XX/5XX answers.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.config import ApiConfig
+from stacks.nag import acknowledge
+
+_ERROR_TEMPLATE = (
+    '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString}}'
+)
+
+
+class OrdersApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: ApiConfig,
+        ingest: lambda_.IFunction,
+        reader: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="orderpipe: accept orders asynchronously, read them back",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.DESTROY,
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                tracing_enabled=True,
+                metrics_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=False,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=False,
+                ),
+            ),
+            default_method_options=apigw.MethodOptions(api_key_required=True),
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+        )
+        for response_type in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
+            self.api.add_gateway_response(
+                f"Json{response_type.response_type}",
+                type=response_type,
+                templates={"application/json": _ERROR_TEMPLATE},
+            )
+        validator = self.api.add_request_validator(
+            "Parameters", validate_request_parameters=True, validate_request_body=False
+        )
+
+        ingest_integration = apigw.LambdaIntegration(ingest)
+        orders = self.api.root.add_resource("orders")
+        orders.add_method("POST", ingest_integration, request_validator=validator)
+        orders.add_resource("batch").add_method("POST", ingest_integration, request_validator=validator)
+        orders.add_resource("{id}").add_method(
+            "GET",
+            apigw.LambdaIntegration(reader),
+            request_validator=validator,
+            request_parameters={"method.request.path.id": True},
+        )
+
+        self.plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="Per-key throttle and daily quota for orderpipe producers and clients",
+            throttle=apigw.ThrottleSettings(rate_limit=settings.rate_limit, burst_limit=settings.burst_limit),
+            quota=apigw.QuotaSettings(limit=settings.quota_per_day, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        # One key to start with; more keys (one per producer) join the same plan.
+        self.default_key = self.api.add_api_key("DefaultKey", description="orderpipe default API key")
+        self.plan.add_api_key(self.default_key)
+
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG2",
+            "Request parameters are validated by the gateway; bodies are validated by the ingest function "
+            "against the one shared pydantic model, so errors name the field with the API's own status codes.",
+        )
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            acknowledge(
+                self.api,
+                rule,
+                "Callers are machine producers and pollers authenticated by API keys (required on every "
+                "method) and metered by a usage plan; there are no end users for IAM or Cognito auth.",
+            )
+        acknowledge(
+            self.api,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            "The account-level role API Gateway needs to write the access and execution logs; AWS-maintained.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG3",
+            "No WAF web ACL by default (cost, and no browser traffic): API keys, the usage plan's throttle "
+            "and quota and the function-side validation bound abuse. Attach a web ACL to the stage if needed.",
+        )

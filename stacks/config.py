@@ -1,0 +1,373 @@
+"""Deployment settings read from CDK context, validated at synth with errors that name the key.
+
+Every key lives under the `orderpipe:` prefix. `docs/deploy.md` documents them; `cdk.json` carries
+working example values so `cdk synth` runs offline out of the box. Pipeline tuning (batch size,
+concurrency, timeouts, retention, thresholds) is NOT defined here: it is
+`orderpipe_common.tuning.PipelineTuning`, the same object the local runtime uses, with overrides
+from the `orderpipe:tuning` key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orderpipe_common.settings import ConsistencyName
+from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
+
+PREFIX = "orderpipe:"
+
+# Every key the app understands, with a one-line description (also used in error messages).
+CONTEXT_KEYS: dict[str, str] = {
+    "cassandraContactPoints": "Cassandra hosts the VPC functions connect to (list, or comma-separated string). Required.",
+    "cassandraLocalDc": "Cassandra data center the driver treats as local. Required.",
+    "cassandraCidrs": "CIDR blocks of the Cassandra nodes; the only destinations the VPC functions may reach on the Cassandra port. Required.",
+    "cassandraPort": "Cassandra native protocol port (default 9042).",
+    "cassandraKeyspace": "Keyspace holding the orders table (default 'orderpipe').",
+    "cassandraReplication": "Keyspace replication as a JSON object (default NetworkTopologyStrategy, 3 in the local DC).",
+    "cassandraSecretArn": "Secrets Manager secret with JSON {username, password}; the functions get read access (optional).",
+    "cassandraTls": "Connect to Cassandra over TLS (true/false, default false).",
+    "cassandraRequestTimeoutSeconds": "Driver request timeout (default 5).",
+    "vpcId": "Use this existing VPC instead of creating one (then vpcSubnetIds, vpcAvailabilityZones, vpcRouteTableIds are required).",
+    "vpcCidr": "Primary IPv4 CIDR of the existing VPC (required with vpcId).",
+    "vpcSubnetIds": "Private subnets of the existing VPC the VPC functions run in.",
+    "vpcAvailabilityZones": "Availability zones of vpcSubnetIds, in the same order.",
+    "vpcRouteTableIds": "Route tables of vpcSubnetIds, in the same order (the DynamoDB gateway endpoint is added to them).",
+    "createVpcEndpoints": "Create the DynamoDB gateway endpoint and the interface endpoints (default true; set false if the existing VPC has them).",
+    "newVpcCidr": "CIDR of the VPC created when vpcId is not given (default 10.40.0.0/16).",
+    "maxAzs": "Availability zones of the VPC created when vpcId is not given (default 2).",
+    "alarmEmail": "E-mail address subscribed to the alarm topic (optional).",
+    "logLevel": "POWERTOOLS_LOG_LEVEL of every function (default INFO).",
+    "apiRateLimit": "Usage plan steady-state rate, requests per second per API key (default 500).",
+    "apiBurstLimit": "Usage plan burst, requests per API key (default 1000).",
+    "apiQuotaPerDay": "Usage plan quota, requests per API key per day (default 10000000).",
+    "idempotencyExpiresAfterSeconds": "How long an Idempotency-Key is remembered by ingest (default 3600).",
+    "stackName": "Name of the CloudFormation stack (default OrderPipe).",
+    "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
+}
+
+_CONSISTENCY_LEVELS = set(ConsistencyName.__args__)  # type: ignore[attr-defined]
+_KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+
+
+def _valid_cidrs(cidrs: tuple[str, ...]) -> list[str]:
+    valid = []
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+            valid.append(cidr)
+        except ValueError:
+            pass
+    return valid
+
+
+class ContextError(ValueError):
+    """The CDK context does not describe a deployable configuration."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExistingVpc:
+    vpc_id: str
+    cidr: str
+    subnet_ids: tuple[str, ...]
+    availability_zones: tuple[str, ...]
+    route_table_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CassandraConfig:
+    contact_points: tuple[str, ...]
+    local_dc: str
+    cidrs: tuple[str, ...]
+    port: int = 9042
+    keyspace: str = "orderpipe"
+    replication: Mapping[str, str | int] = field(default_factory=dict)
+    secret_arn: str | None = None
+    tls: bool = False
+    request_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    rate_limit: int = 500
+    burst_limit: int = 1000
+    quota_per_day: int = 10_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPipeConfig:
+    cassandra: CassandraConfig
+    tuning: PipelineTuning = DEFAULT_TUNING
+    api: ApiConfig = field(default_factory=ApiConfig)
+    existing_vpc: ExistingVpc | None = None
+    create_vpc_endpoints: bool = True
+    new_vpc_cidr: str = "10.40.0.0/16"
+    max_azs: int = 2
+    alarm_email: str | None = None
+    log_level: str = "INFO"
+    idempotency_expires_after_seconds: int = 3600
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> OrderPipeConfig:
+        """Build from a context getter (`node.try_get_context`); raises ContextError listing every problem."""
+        reader = _Reader(get)
+        config = reader.build()
+        if reader.problems:
+            listed = "\n  - ".join(reader.problems)
+            raise ContextError(
+                f"invalid CDK context (set it in cdk.json or with `cdk synth -c key=value`; see docs/deploy.md):\n  - {listed}"
+            )
+        assert config is not None
+        return config
+
+
+class _Reader:
+    def __init__(self, get: Callable[[str], Any]) -> None:
+        self._get = get
+        self.problems: list[str] = []
+
+    # -- primitives -------------------------------------------------------------------------------
+    def raw(self, key: str) -> Any:
+        if key not in CONTEXT_KEYS:  # a typo in this module, not in the user's context
+            raise KeyError(key)
+        value = self._get(PREFIX + key)
+        return None if value == "" else value
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{PREFIX}{key}: {message} ({CONTEXT_KEYS[key]})")
+
+    def strings(self, key: str, *, required: bool) -> tuple[str, ...]:
+        value = self.raw(key)
+        if value is None:
+            if required:
+                self.fail(key, "is not set")
+            return ()
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as error:
+                    self.fail(key, f"is not a JSON list: {error}")
+                    return ()
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(key, f"must be a list of non-empty strings, got {value!r}")
+            return ()
+        if required and not value:
+            self.fail(key, "is empty")
+        return tuple(value)
+
+    def integer(self, key: str, default: int, *, low: int, high: int) -> int:
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = int(str(value), 10) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            self.fail(key, f"must be an integer between {low} and {high}, got {value!r}")
+            return default
+        return number
+
+    def number(self, key: str, default: float, *, low: float, high: float) -> float:
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            self.fail(key, f"must be a number between {low} and {high}, got {value!r}")
+            return default
+        return number
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        self.fail(key, f"must be true or false, got {value!r}")
+        return default
+
+    def obj(self, key: str) -> dict[str, Any] | None:
+        value = self.raw(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as error:
+                self.fail(key, f"is not a JSON object: {error}")
+                return None
+        if not isinstance(value, dict):
+            self.fail(key, f"must be a JSON object, got {value!r}")
+            return None
+        return value
+
+    def optional_string(self, key: str, pattern: re.Pattern[str], what: str) -> str | None:
+        value = self.raw(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
+            self.fail(key, f"must be {what}, got {value!r}")
+            return None
+        return value.strip()
+
+    # -- the whole configuration ------------------------------------------------------------------
+    def build(self) -> OrderPipeConfig | None:
+        tuning = self.tuning()
+        cassandra = self.cassandra(tuning)
+        existing_vpc = self.existing_vpc()
+        new_vpc_cidr = self.raw("newVpcCidr") or "10.40.0.0/16"
+        try:
+            network = ipaddress.ip_network(str(new_vpc_cidr), strict=True)
+            if not 16 <= network.prefixlen <= 24 or network.version != 4:
+                self.fail("newVpcCidr", f"must be an IPv4 block between /16 and /24, got {new_vpc_cidr!r}")
+        except ValueError as error:
+            self.fail("newVpcCidr", f"is not a CIDR block: {error}")
+        log_level = str(self.raw("logLevel") or "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            self.fail("logLevel", f"must be one of {sorted(_LOG_LEVELS)}, got {log_level!r}")
+        api = ApiConfig(
+            rate_limit=self.integer("apiRateLimit", 500, low=1, high=100_000),
+            burst_limit=self.integer("apiBurstLimit", 1000, low=1, high=100_000),
+            quota_per_day=self.integer("apiQuotaPerDay", 10_000_000, low=1, high=10**12),
+        )
+        if self.problems or cassandra is None:
+            return None
+        return OrderPipeConfig(
+            cassandra=cassandra,
+            tuning=tuning,
+            api=api,
+            existing_vpc=existing_vpc,
+            create_vpc_endpoints=self.boolean("createVpcEndpoints", True),
+            new_vpc_cidr=str(new_vpc_cidr),
+            max_azs=self.integer("maxAzs", 2, low=1, high=6),
+            alarm_email=self.optional_string("alarmEmail", _EMAIL, "an e-mail address"),
+            log_level=log_level,
+            idempotency_expires_after_seconds=self.integer(
+                "idempotencyExpiresAfterSeconds", 3600, low=60, high=7 * 24 * 3600
+            ),
+        )
+
+    def tuning(self) -> PipelineTuning:
+        overrides = self.obj("tuning") or {}
+        try:
+            tuning = DEFAULT_TUNING.with_overrides(overrides)
+        except (ValueError, TypeError) as error:
+            self.fail("tuning", str(error))
+            return DEFAULT_TUNING
+        for name in ("write_consistency", "read_consistency"):
+            if getattr(tuning, name) not in _CONSISTENCY_LEVELS:
+                self.fail("tuning", f"{name} must be one of {sorted(_CONSISTENCY_LEVELS)}")
+        return tuning
+
+    def cassandra(self, tuning: PipelineTuning) -> CassandraConfig | None:
+        contact_points = self.strings("cassandraContactPoints", required=True)
+        for host in contact_points:
+            if not _HOST.fullmatch(host):
+                self.fail("cassandraContactPoints", f"{host!r} is not a host name or IP address")
+        local_dc = self.raw("cassandraLocalDc")
+        if not isinstance(local_dc, str) or not local_dc.strip():
+            self.fail("cassandraLocalDc", "is not set")
+            local_dc = ""
+        cidrs = self.strings("cassandraCidrs", required=True)
+        for cidr in cidrs:
+            try:
+                block = ipaddress.ip_network(cidr, strict=True)
+                if block.version != 4:
+                    self.fail("cassandraCidrs", f"{cidr!r} is not IPv4")
+                elif block.prefixlen == 0:
+                    self.fail(
+                        "cassandraCidrs", "0.0.0.0/0 is not allowed: name the Cassandra nodes' networks"
+                    )
+            except ValueError as error:
+                self.fail("cassandraCidrs", f"{cidr!r} is not a CIDR block: {error}")
+        for host in contact_points:
+            try:
+                address = ipaddress.ip_address(host)
+            except ValueError:
+                continue  # a DNS name: cannot be checked at synth
+            if cidrs and not any(
+                address in ipaddress.ip_network(c, strict=False) for c in _valid_cidrs(cidrs)
+            ):
+                self.fail(
+                    "cassandraContactPoints",
+                    f"{host} is in none of orderpipe:cassandraCidrs, so the security group would block it",
+                )
+        keyspace = str(self.raw("cassandraKeyspace") or "orderpipe")
+        if not _KEYSPACE.fullmatch(keyspace):
+            self.fail("cassandraKeyspace", f"must match {_KEYSPACE.pattern}, got {keyspace!r}")
+        replication = self.obj("cassandraReplication") or {
+            "class": "NetworkTopologyStrategy",
+            local_dc.strip(): 3,
+        }
+        if "class" not in replication:
+            self.fail("cassandraReplication", "needs a 'class' entry")
+        return CassandraConfig(
+            contact_points=contact_points,
+            local_dc=local_dc.strip(),
+            cidrs=cidrs,
+            port=self.integer("cassandraPort", 9042, low=1, high=65535),
+            keyspace=keyspace,
+            replication=replication,
+            secret_arn=self.optional_string(
+                "cassandraSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN"
+            ),
+            tls=self.boolean("cassandraTls", False),
+            request_timeout_seconds=self.number(
+                "cassandraRequestTimeoutSeconds",
+                5.0,
+                low=0.1,
+                high=float(tuning.writer_timeout_seconds - 1),
+            ),
+        )
+
+    def existing_vpc(self) -> ExistingVpc | None:
+        vpc_id = self.raw("vpcId")
+        if vpc_id is None:
+            for key in ("vpcCidr", "vpcSubnetIds", "vpcAvailabilityZones", "vpcRouteTableIds"):
+                if self.raw(key) is not None:
+                    self.fail(key, "is only used with orderpipe:vpcId, which is not set")
+            return None
+        if not isinstance(vpc_id, str) or not re.fullmatch(r"vpc-[0-9a-f]{8,17}", vpc_id):
+            self.fail("vpcId", f"must look like vpc-0123456789abcdef0, got {vpc_id!r}")
+        cidr = self.raw("vpcCidr")
+        try:
+            ipaddress.ip_network(str(cidr), strict=True)
+        except ValueError:
+            self.fail("vpcCidr", f"must be the VPC's CIDR block, got {cidr!r}")
+        subnets = self.strings("vpcSubnetIds", required=True)
+        zones = self.strings("vpcAvailabilityZones", required=True)
+        route_tables = self.strings("vpcRouteTableIds", required=True)
+        for subnet in subnets:
+            if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", subnet):
+                self.fail("vpcSubnetIds", f"{subnet!r} does not look like a subnet id")
+        if subnets and not (len(subnets) == len(zones) == len(route_tables)):
+            self.fail(
+                "vpcSubnetIds",
+                "vpcSubnetIds, vpcAvailabilityZones and vpcRouteTableIds must have the same length "
+                f"(got {len(subnets)}, {len(zones)}, {len(route_tables)})",
+            )
+        return ExistingVpc(
+            vpc_id=str(vpc_id),
+            cidr=str(cidr),
+            subnet_ids=subnets,
+            availability_zones=zones,
+            route_table_ids=route_tables,
+        )

@@ -1,0 +1,206 @@
+"""The four Lambda functions, their settings (environment), permissions and the SQS event source.
+
+Runtime: python3.12 on x86_64. 3.12 is the newest Python that every pinned dependency publishes
+wheels for and that this project's dev environment, tests and local runtime use, so the code that is
+tested is the code that runs; the bundles are built and import-tested with that same interpreter.
+x86_64 because the bundle import test runs on this x86_64 machine (an arm64 bundle could not be
+loaded here); switching to arm64 (~20% cheaper per GB-s) is a one-line change plus a
+`--platform manylinux2014_aarch64` build, once the import test can run on arm64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from stacks.bundling import function_code
+from stacks.config import OrderPipeConfig
+from stacks.nag import acknowledge
+from stacks.network import Network
+from stacks.queue import OrderQueue
+from stacks.tables import Tables
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.X86_64
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionSpec:
+    """Memory and timeout per function; the writer's timeout comes from the shared tuning."""
+
+    memory_mb: int
+    timeout_seconds: int
+
+
+INGEST = FunctionSpec(memory_mb=512, timeout_seconds=10)
+READER = FunctionSpec(memory_mb=512, timeout_seconds=10)
+WRITER_MEMORY_MB = 1024
+SCHEMA = FunctionSpec(memory_mb=256, timeout_seconds=300)
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: OrderPipeConfig,
+        network: Network,
+        queue: OrderQueue,
+        tables: Tables,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        tuning = config.tuning
+        cassandra = config.cassandra
+
+        self.ingest = self._function(
+            "ingest",
+            spec=INGEST,
+            environment={
+                "ORDERS_QUEUE_URL": queue.queue.queue_url,
+                "IDEMPOTENCY_TABLE_NAME": tables.idempotency.table_name,
+                "IDEMPOTENCY_EXPIRES_AFTER_SECONDS": str(config.idempotency_expires_after_seconds),
+            },
+        )
+        queue.queue.grant_send_messages(self.ingest)
+        # Powertools' DynamoDB persistence layer: get, put (conditional), update, delete.
+        tables.idempotency.grant(
+            self.ingest, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
+
+        cassandra_env = {
+            "CASSANDRA_CONTACT_POINTS": ",".join(cassandra.contact_points),
+            "CASSANDRA_PORT": str(cassandra.port),
+            "CASSANDRA_LOCAL_DC": cassandra.local_dc,
+            "CASSANDRA_KEYSPACE": cassandra.keyspace,
+            "CASSANDRA_WRITE_CONSISTENCY": tuning.write_consistency,
+            "CASSANDRA_READ_CONSISTENCY": tuning.read_consistency,
+            "CASSANDRA_TLS": "true" if cassandra.tls else "false",
+            "CASSANDRA_REQUEST_TIMEOUT_SECONDS": f"{cassandra.request_timeout_seconds:g}",
+        }
+        self.secret: secretsmanager.ISecret | None = None
+        if cassandra.secret_arn:
+            # Only the ARN is in the environment; the function reads the secret at cold start.
+            self.secret = secretsmanager.Secret.from_secret_complete_arn(
+                self, "CassandraSecret", cassandra.secret_arn
+            )
+            cassandra_env["CASSANDRA_SECRET_ARN"] = cassandra.secret_arn
+
+        self.writer = self._function(
+            "writer",
+            spec=FunctionSpec(memory_mb=WRITER_MEMORY_MB, timeout_seconds=tuning.writer_timeout_seconds),
+            environment=cassandra_env,
+            network=network,
+        )
+        self.writer.add_event_source(
+            sources.SqsEventSource(
+                queue.queue,
+                batch_size=tuning.writer_batch_size,
+                max_batching_window=cdk.Duration.seconds(tuning.writer_batching_window_seconds),
+                report_batch_item_failures=True,
+                max_concurrency=tuning.writer_max_concurrency,
+            )
+        )
+
+        self.reader = self._function(
+            "reader",
+            spec=READER,
+            environment={
+                **cassandra_env,
+                "CACHE_TABLE_NAME": tables.cache.table_name,
+                "CACHE_TTL_SECONDS": str(tuning.cache_ttl_seconds),
+            },
+            network=network,
+            extra_security_groups=[network.dynamodb_clients],
+        )
+        tables.cache.grant(self.reader, "dynamodb:GetItem", "dynamodb:PutItem")
+
+        self.schema = self._function(
+            "schema",
+            spec=SCHEMA,
+            environment={
+                **cassandra_env,
+                "CASSANDRA_REPLICATION": cdk.Stack.of(self).to_json_string(dict(cassandra.replication)),
+            },
+            network=network,
+        )
+
+        if self.secret is not None:
+            for function in (self.writer, self.reader, self.schema):
+                self.secret.grant_read(function)
+
+    def _function(
+        self,
+        name: str,
+        *,
+        spec: FunctionSpec,
+        environment: dict[str, str],
+        network: Network | None = None,
+        extra_security_groups: list[ec2.ISecurityGroup] | None = None,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self,
+            f"{name.capitalize()}Logs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        vpc_props: dict[str, object] = {}
+        if network is not None:
+            vpc_props = {
+                "vpc": network.vpc,
+                "vpc_subnets": network.subnets,
+                "security_groups": [network.cassandra_clients, *(extra_security_groups or [])],
+                "allow_public_subnet": False,
+            }
+        function = lambda_.Function(
+            self,
+            name.capitalize(),
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"orderpipe_{name}.handler.lambda_handler",
+            code=function_code(name),
+            memory_size=spec.memory_mb,
+            timeout=cdk.Duration.seconds(spec.timeout_seconds),
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": name,
+                "POWERTOOLS_METRICS_NAMESPACE": "orderpipe",
+                "POWERTOOLS_LOG_LEVEL": self._config.log_level,
+                **environment,
+            },
+            **vpc_props,  # type: ignore[arg-type]
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "python3.12 on purpose, not the newest Python runtime: it is the version every pinned dependency "
+            "ships wheels for and the one the tests, the local runtime and the bundle import test use.",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+            "AWS-maintained minimal logging policy (CreateLogStream/PutLogEvents); no wildcard actions.",
+        )
+        if network is not None:
+            acknowledge(
+                function,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+                "AWS-maintained policy for the function's VPC network interfaces; the EC2 ENI actions it "
+                "lists support no resource-level permissions.",
+            )
+        acknowledge(
+            function,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
+            "resource-level permissions. Every other statement is scoped by a grant to one resource.",
+        )
+        return function

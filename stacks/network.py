@@ -1,0 +1,186 @@
+"""Where the VPC functions run and what they may reach.
+
+A new VPC has private isolated subnets only (no NAT, no internet): the functions reach DynamoDB
+through a gateway endpoint and Secrets Manager through an interface endpoint. Lambda ships logs and
+X-Ray segments itself, outside the function's network interfaces, and Powertools metrics are log
+lines (EMF), so no CloudWatch or X-Ray endpoint is needed. An existing VPC (the way to reach an
+existing Cassandra cluster, e.g. over peering) is imported from context attributes, with no look-up.
+
+Security groups allow no ingress and only these egress rules: Cassandra's port to the Cassandra
+CIDRs (every VPC function), HTTPS to the interface endpoints, and HTTPS to the DynamoDB prefix list
+(the reader only).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.config import CassandraConfig, ExistingVpc
+from stacks.nag import acknowledge
+
+_AWS_CUSTOM_RESOURCE_FUNCTION_ID = "AWS679f53fac002430cb0da5b7982bd2287"
+
+
+class Network(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cassandra: CassandraConfig,
+        existing_vpc: ExistingVpc | None,
+        create_endpoints: bool,
+        new_vpc_cidr: str,
+        max_azs: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.vpc: ec2.IVpc
+        if existing_vpc is None:
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                ip_addresses=ec2.IpAddresses.cidr(new_vpc_cidr),
+                max_azs=max_azs,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(
+                        name="functions", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22
+                    )
+                ],
+                restrict_default_security_group=True,
+            )
+            flow_logs = vpc.add_flow_log("FlowLogs", traffic_type=ec2.FlowLogTrafficType.REJECT)
+            del flow_logs
+            self.vpc = vpc
+            self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        else:
+            subnets = [
+                ec2.Subnet.from_subnet_attributes(
+                    self, f"Subnet{index}", subnet_id=subnet_id, availability_zone=zone, route_table_id=table
+                )
+                for index, (subnet_id, zone, table) in enumerate(
+                    zip(
+                        existing_vpc.subnet_ids,
+                        existing_vpc.availability_zones,
+                        existing_vpc.route_table_ids,
+                        strict=True,
+                    )
+                )
+            ]
+            self.vpc = ec2.Vpc.from_vpc_attributes(
+                self,
+                "Vpc",
+                vpc_id=existing_vpc.vpc_id,
+                vpc_cidr_block=existing_vpc.cidr,
+                availability_zones=list(existing_vpc.availability_zones),
+                private_subnet_ids=list(existing_vpc.subnet_ids),
+                private_subnet_route_table_ids=list(existing_vpc.route_table_ids),
+            )
+            self.subnets = ec2.SubnetSelection(subnets=subnets)
+
+        # Every VPC function: Cassandra's port on the Cassandra networks, nothing else by default.
+        self.cassandra_clients = ec2.SecurityGroup(
+            self,
+            "CassandraClients",
+            vpc=self.vpc,
+            description="orderpipe VPC functions: Cassandra port to the Cassandra CIDRs only",
+            allow_all_outbound=False,
+        )
+        for cidr in cassandra.cidrs:
+            self.cassandra_clients.add_egress_rule(
+                ec2.Peer.ipv4(cidr), ec2.Port.tcp(cassandra.port), f"Cassandra native protocol to {cidr}"
+            )
+
+        # The reader also talks to DynamoDB (read cache) through the gateway endpoint.
+        self.dynamodb_clients = ec2.SecurityGroup(
+            self,
+            "DynamoDbClients",
+            vpc=self.vpc,
+            description="orderpipe reader: HTTPS to the DynamoDB prefix list only",
+            allow_all_outbound=False,
+        )
+        self.dynamodb_clients.add_egress_rule(
+            ec2.Peer.prefix_list(self._dynamodb_prefix_list_id()), ec2.Port.tcp(443), "DynamoDB over HTTPS"
+        )
+
+        self.secrets_endpoint: ec2.InterfaceVpcEndpoint | None = None
+        if create_endpoints:
+            ec2.GatewayVpcEndpoint(
+                self,
+                "DynamoDbEndpoint",
+                vpc=self.vpc,
+                service=ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+                subnets=[self.subnets],
+            )
+            if cassandra.secret_arn:
+                endpoint_sg = ec2.SecurityGroup(
+                    self,
+                    "EndpointSecurityGroup",
+                    vpc=self.vpc,
+                    description="orderpipe interface endpoints: HTTPS from the VPC functions only",
+                    allow_all_outbound=False,
+                )
+                self.secrets_endpoint = ec2.InterfaceVpcEndpoint(
+                    self,
+                    "SecretsManagerEndpoint",
+                    vpc=self.vpc,
+                    service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+                    subnets=self.subnets,
+                    private_dns_enabled=True,
+                    security_groups=[endpoint_sg],
+                    open=False,
+                )
+        if cassandra.secret_arn:
+            # Fetching the credentials: HTTPS to the Secrets Manager endpoint (or, in an existing VPC
+            # without our endpoint, to the VPC's own network where its endpoint lives).
+            if self.secrets_endpoint is not None:
+                self.secrets_endpoint.connections.allow_default_port_from(
+                    self.cassandra_clients, "HTTPS from the orderpipe VPC functions"
+                )
+            else:
+                self.cassandra_clients.add_egress_rule(
+                    ec2.Peer.ipv4(self.vpc.vpc_cidr_block),
+                    ec2.Port.tcp(443),
+                    "HTTPS to the VPC's Secrets Manager endpoint",
+                )
+
+    def _dynamodb_prefix_list_id(self) -> str:
+        """The region's DynamoDB managed prefix list, resolved at deploy time (no synth look-up)."""
+        stack = cdk.Stack.of(self)
+        lookup = cr.AwsCustomResource(
+            self,
+            "DynamoDbPrefixList",
+            on_update=cr.AwsSdkCall(
+                service="EC2",
+                action="describeManagedPrefixLists",
+                parameters={
+                    "Filters": [
+                        {"Name": "prefix-list-name", "Values": [f"com.amazonaws.{stack.region}.dynamodb"]}
+                    ]
+                },
+                physical_resource_id=cr.PhysicalResourceId.of(f"dynamodb-prefix-list-{stack.region}"),
+                output_paths=["PrefixLists.0.PrefixListId"],
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_sdk_calls(
+                resources=cr.AwsCustomResourcePolicy.ANY_RESOURCE
+            ),
+            install_latest_aws_sdk=False,
+        )
+        acknowledge(
+            lookup,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ec2:DescribeManagedPrefixLists supports no resource-level permissions; it is the only action "
+            "this deploy-time look-up may call.",
+        )
+        # The look-up runs in one Lambda function CDK shares per stack (a fixed construct id).
+        singleton = stack.node.try_find_child(_AWS_CUSTOM_RESOURCE_FUNCTION_ID)
+        if singleton is not None:
+            acknowledge(
+                singleton,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "CDK's AwsCustomResource function logs through the AWS-maintained minimal logging policy.",
+            )
+        return lookup.get_response_field("PrefixLists.0.PrefixListId")

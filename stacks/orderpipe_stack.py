@@ -1,0 +1,68 @@
+"""The one stack: composes the constructs, one per concern, and publishes the outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.api import OrdersApi
+from stacks.config import OrderPipeConfig
+from stacks.functions import Functions
+from stacks.monitoring import Monitoring
+from stacks.network import Network
+from stacks.queue import OrderQueue
+from stacks.schema import SchemaMigrations
+from stacks.tables import Tables
+
+
+class OrderPipeStack(cdk.Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: OrderPipeConfig, **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.network = Network(
+            self,
+            "Network",
+            cassandra=config.cassandra,
+            existing_vpc=config.existing_vpc,
+            create_endpoints=config.create_vpc_endpoints,
+            new_vpc_cidr=config.new_vpc_cidr,
+            max_azs=config.max_azs,
+        )
+        self.queue = OrderQueue(self, "Orders", tuning=config.tuning)
+        self.tables = Tables(self, "Tables")
+        self.functions = Functions(
+            self, "Functions", config=config, network=self.network, queue=self.queue, tables=self.tables
+        )
+        self.api = OrdersApi(
+            self, "Api", settings=config.api, ingest=self.functions.ingest, reader=self.functions.reader
+        )
+        self.schema = SchemaMigrations(
+            self, "Schema", function=self.functions.schema, keyspace=config.cassandra.keyspace
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            tuning=config.tuning,
+            queue=self.queue.queue,
+            dlq=self.queue.dlq,
+            writer=self.functions.writer,
+            reader=self.functions.reader,
+            ingest=self.functions.ingest,
+            api=self.api.api,
+            alarm_email=config.alarm_email,
+        )
+
+        cdk.CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the orders API")
+        cdk.CfnOutput(
+            self, "ApiKeyId", value=self.api.default_key.key_id, description="Id of the default API key"
+        )
+        cdk.CfnOutput(self, "QueueUrl", value=self.queue.queue.queue_url)
+        cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.queue.dlq.queue_url)
+        cdk.CfnOutput(self, "CacheTableName", value=self.tables.cache.table_name)
+        cdk.CfnOutput(self, "IdempotencyTableName", value=self.tables.idempotency.table_name)
+        cdk.CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
