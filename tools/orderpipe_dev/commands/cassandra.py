@@ -134,11 +134,8 @@ def _ensure_jars() -> None:
     with console.status(
         f"Resolving cassandra-all {cn.CASSANDRA_VERSION} and its runtime dependencies from Maven Central..."
     ) as status:
-        result = cn.fetch_jars(progress=lambda message: status.update(f"Maven: {message}"))
-    console.print(
-        f"Fetched {result.jar_count} jars ({result.total_bytes / 1e6:.0f} MB) into {result.lib_dir} "
-        f"in {result.seconds:.0f} s"
-    )
+        # fetch_jars logs the outcome (jar count, size, time, place) when it has downloaded.
+        cn.fetch_jars(progress=lambda message: status.update(f"Maven: {message}"))
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -223,8 +220,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _print_status(statuses: list[cn.NodeStatus]) -> None:
     table = Table(title=f"Cassandra {cn.CASSANDRA_VERSION}, data center {cn.LOCAL_DC}")
-    for column in ("node", "address", "pid", "running", "CQL answers", "RSS", "log"):
-        table.add_column(column)
+    for column in ("node", "address", "pid", "running", "CQL answers", "RSS"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("log", overflow="fold")
     for node in statuses:
         table.add_row(
             str(node.index),
