@@ -30,7 +30,7 @@ from aws_lambda_powertools.event_handler.openapi.models import SecurityScheme
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-API_MODULES: tuple[str, ...] = ("orderpipe_ingest.handler",)
+API_MODULES: tuple[str, ...] = ("orderpipe_ingest.handler", "orderpipe_reader.handler")
 TITLE = "orderpipe"
 API_VERSION = "1.0.0"
 DESCRIPTION = (
@@ -73,7 +73,16 @@ def _model_schemas(models: Iterable[type[BaseModel]]) -> dict[str, Any]:
     _, schema = models_json_schema(
         [(model, "validation") for model in models], ref_template=COMPONENT_PREFIX + "{model}"
     )
-    return dict(schema.get("$defs", {}))
+    return _without_null_defaults(dict(schema.get("$defs", {})))
+
+
+def _without_null_defaults(node: Any) -> Any:
+    # Powertools' document is dumped with exclude_none, which drops `"default": null`; match it.
+    if isinstance(node, dict):
+        return {k: _without_null_defaults(v) for k, v in node.items() if not (k == "default" and v is None)}
+    if isinstance(node, list):
+        return [_without_null_defaults(v) for v in node]
+    return node
 
 
 def _references(node: Any) -> Iterable[str]:

@@ -59,7 +59,11 @@ UtcMillis = Annotated[datetime, AfterValidator(_drop_sub_millisecond)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # One JSON schema per model in the OpenAPI document, for requests and responses alike: the
+    # validation form (a price is a number or a string) also describes what we answer (a string).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=False, json_schema_mode_override="validation"
+    )
 
 
 class LineItem(_Strict):

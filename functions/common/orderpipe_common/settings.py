@@ -26,7 +26,9 @@ class FunctionSettings(BaseSettings):
 
 class CassandraSettings(FunctionSettings):
     # NoDecode: the environment gives "host1,host2", not JSON.
-    cassandra_contact_points: Annotated[list[str], NoDecode] = Field(description="Comma-separated hosts, e.g. 10.0.1.5,10.0.2.5")
+    cassandra_contact_points: Annotated[list[str], NoDecode] = Field(
+        description="Comma-separated hosts, e.g. 10.0.1.5,10.0.2.5"
+    )
     cassandra_port: int = 9042
     cassandra_local_dc: str
     cassandra_keyspace: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")

@@ -16,19 +16,21 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from orderpipe_common.http import (
+    API_KEY_SECURITY,
+    API_KEY_SECURITY_SCHEMES,
     MalformedJson,
     PayloadTooLarge,
     UnsupportedMediaType,
     error_responses,
+    json_answer,
     json_request_body,
     register_error_handlers,
 )
@@ -48,8 +50,7 @@ register_error_handlers(app)
 
 # Models the routes' request bodies refer to (added to the OpenAPI components by the generator).
 OPENAPI_COMPONENT_MODELS: tuple[type[BaseModel], ...] = (OrderRequest,)
-OPENAPI_SECURITY_SCHEMES = {"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)}
-_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+OPENAPI_SECURITY_SCHEMES = API_KEY_SECURITY_SCHEMES
 _IDEMPOTENCY_DOC = (
     f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header (1-{idempotency.MAX_IDEMPOTENCY_KEY_LENGTH} "
     "characters) to make retries safe: the same key and body within the window get the same answer "
@@ -109,19 +110,6 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
 
 
-def _json_answer[M: BaseModel](
-    status: HTTPStatus, model: M, *, headers: dict[str, str] | None = None
-) -> Response[M]:
-    # The body is serialized here (None fields left out); the annotation feeds the OpenAPI document.
-    answer = Response(
-        status_code=int(status),
-        content_type=content_types.APPLICATION_JSON,
-        body=model.model_dump_json(exclude_none=True),
-        headers=headers,
-    )
-    return cast("Response[M]", answer)
-
-
 def _idempotency_key() -> str | None:
     return idempotency.validate_key(app.current_event.headers.get(idempotency.IDEMPOTENCY_HEADER))
 
@@ -135,7 +123,7 @@ def _idempotency_key() -> str | None:
         + _IDEMPOTENCY_DOC
     ),
     tags=["orders"],
-    security=_SECURITY,
+    security=API_KEY_SECURITY,
     responses={
         202: {
             "description": "Accepted: the order is queued (not yet stored). `Location` names the order.",
@@ -158,7 +146,7 @@ def post_order() -> Response[OrderAccepted]:
         context=app.lambda_context,
     )
     accepted = OrderAccepted.model_validate(answer)
-    return _json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
+    return json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
 
 
 def _accept_batch(body: Any) -> dict[str, Any]:
@@ -181,7 +169,7 @@ def _accept_batch(body: Any) -> dict[str, Any]:
         "safe to send again). " + _IDEMPOTENCY_DOC
     ),
     tags=["orders"],
-    security=_SECURITY,
+    security=API_KEY_SECURITY,
     responses={
         202: {
             "description": "At least one order was accepted; `results` has one entry per posted order.",
@@ -213,7 +201,7 @@ def post_orders_batch() -> Response[BatchAccepted]:
         operation=_accept_batch,
         context=app.lambda_context,
     )
-    return _json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))
+    return json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

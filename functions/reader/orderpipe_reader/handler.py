@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import uuid
 from functools import cache
+from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from orderpipe_common.http import BadRequest, NotFound, ServiceUnavailable, register_error_handlers
+from orderpipe_common.http import (
+    API_KEY_SECURITY,
+    API_KEY_SECURITY_SCHEMES,
+    BadRequest,
+    NotFound,
+    ServiceUnavailable,
+    error_responses,
+    json_answer,
+    register_error_handlers,
+)
+from orderpipe_common.model import Order
 from orderpipe_common.observability import logger, metrics, tracer
 from orderpipe_common.settings import load
 from orderpipe_reader.cache import DynamoDbOrderCache
@@ -20,6 +31,8 @@ from orderpipe_reader.store import CassandraOrderSource, StoreUnavailable
 
 app = APIGatewayRestResolver()
 register_error_handlers(app)
+
+OPENAPI_SECURITY_SCHEMES = API_KEY_SECURITY_SCHEMES
 
 
 @cache
@@ -48,8 +61,22 @@ def parse_order_id(raw: str) -> uuid.UUID:
         ) from None
 
 
-@app.get("/orders/<order_id>")
-def handle_get_order(order_id: str) -> Response:
+@app.get(
+    "/orders/<order_id>",
+    summary="Read one order",
+    description=(
+        "The stored order. Orders are written asynchronously after `POST /orders` answers 202: until "
+        "then this answers 404 with a `Retry-After` hint (poll again). Answers come from a read cache "
+        "when they can; a 404 is never cached."
+    ),
+    tags=["orders"],
+    security=API_KEY_SECURITY,
+    responses={
+        200: {"description": "The order.", "content": {content_types.APPLICATION_JSON: {"model": Order}}},
+        **error_responses([400, 404, 503]),
+    },
+)
+def handle_get_order(order_id: str) -> Response[Order]:
     settings = get_settings()
     parsed_id = parse_order_id(order_id)
     try:
@@ -66,9 +93,7 @@ def handle_get_order(order_id: str) -> Response:
             f"order {parsed_id} not found (it may not be written yet)",
             retry_after=settings.not_found_retry_after_seconds,
         )
-    return Response(
-        status_code=200, content_type=content_types.APPLICATION_JSON, body=order.model_dump_json()
-    )
+    return json_answer(HTTPStatus.OK, order)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
