@@ -1,0 +1,49 @@
+"""The local runtime, started once for the e2e suite, on the session's Cassandra and its own moto."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from orderpipe_common.tuning import DEFAULT_TUNING
+from orderpipe_dev.local_runtime.moto_process import MotoServerProcess, free_port
+from orderpipe_dev.local_runtime.runtime import LocalRuntime, RuntimeConfig
+
+# Short timings so redelivery and the DLQ are observable in seconds: visibility 6 s, 2 receives.
+E2E_TUNING = DEFAULT_TUNING.with_overrides(
+    {"writer_timeout_seconds": 1, "max_receive_count": 2, "writer_batching_window_seconds": 1}
+)
+
+
+@pytest.fixture(scope="session")
+def local_runtime(cassandra_endpoint: Any) -> Iterator[LocalRuntime]:
+    with MotoServerProcess() as moto:
+        config = RuntimeConfig(port=free_port(), keyspace="orderpipe_e2e", tuning=E2E_TUNING)
+        with LocalRuntime(
+            config,
+            cassandra_env=cassandra_endpoint.settings_env("orderpipe_e2e"),
+            aws_endpoint_url=moto.endpoint_url,
+        ) as runtime:
+            yield runtime
+
+
+@pytest.fixture
+def api(local_runtime: LocalRuntime) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=local_runtime.url, headers={"x-api-key": local_runtime.config.api_key}, timeout=10
+    ) as client:
+        yield client
+
+
+def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
