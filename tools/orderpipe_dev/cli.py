@@ -16,10 +16,11 @@ from types import ModuleType
 from rich.console import Console
 from rich.logging import RichHandler
 
-from orderpipe_dev.commands import cassandra
+from orderpipe_dev.commands import cassandra, run
 
 COMMAND_MODULES: list[ModuleType] = [
     cassandra,
+    run,
 ]
 
 
