@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack, suppress
 
     from rich.console import Console
+
     from orderpipe_common.tuning import DEFAULT_TUNING
     from orderpipe_dev.cassandra_source import CassandraUnavailable, provide_cassandra
     from orderpipe_dev.local_runtime.moto_process import MotoServerProcess, free_port
