@@ -24,7 +24,7 @@ setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra
 lint: ## ruff (lint + format check) and mypy
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
-	$(VENV_BIN)/mypy functions tools stacks tests
+	$(VENV_BIN)/mypy functions tools stacks tests benchmarks
 
 format: ## apply ruff formatting and fixes
 	$(VENV_BIN)/ruff format .
