@@ -23,7 +23,7 @@ from stacks.nag import add_nag_checks  # noqa: E402
 from stacks.orderpipe_stack import OrderPipeStack  # noqa: E402
 
 
-def build_app(app: cdk.App) -> OrderPipeStack:
+def build_app(app: cdk.App, *, nag: bool = True) -> OrderPipeStack:
     config = OrderPipeConfig.from_context(app.node.try_get_context)
     stack = OrderPipeStack(
         app,
@@ -32,7 +32,8 @@ def build_app(app: cdk.App) -> OrderPipeStack:
         description="orderpipe: API Gateway -> Lambda -> SQS -> Lambda -> Apache Cassandra",
     )
     cdk.Tags.of(stack).add("project", "orderpipe")
-    add_nag_checks(app)
+    if nag:
+        add_nag_checks(app)
     return stack
 
 

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from aws_cdk import aws_lambda as lambda_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 COMMON_PACKAGE = FUNCTIONS_DIR / "common" / "orderpipe_common"
+DEPS_CACHE_DIR = Path(os.environ.get("ORDERPIPE_BUNDLE_CACHE", REPO_ROOT / ".build" / "bundle-deps"))
 
 # Runtime and architecture of every function (see docs/deploy.md for the choice).
 PYTHON_VERSION = "3.12"
@@ -98,14 +100,16 @@ def _copy_package(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*cache"))
 
 
-def build_bundle(name: str, output_dir: Path, *, python: str | None = None) -> None:
-    """Build the bundle of function `name` into output_dir (also used by tests and tools)."""
-    interpreter = python or runtime_python()
-    function_dir = FUNCTIONS_DIR / name
-    requirements = function_dir / "requirements.txt"
-    if not requirements.exists():
-        raise BundlingError(f"{requirements} does not exist: every function pins its bundle there")
-    output_dir.mkdir(parents=True, exist_ok=True)
+def _dependencies(requirements: Path, interpreter: str) -> Path:
+    """The installed requirements, built once per distinct requirements file (writer, reader and
+    schema share theirs) and kept under .build/bundle-deps/ (ignored by git) for later synths."""
+    recipe = f"{RECIPE_VERSION}|{PYTHON_VERSION}|{PIP_PLATFORM}|{','.join(RUNTIME_PROVIDED)}|"
+    key = hashlib.sha256(recipe.encode() + requirements.read_bytes()).hexdigest()[:24]
+    cached = DEPS_CACHE_DIR / key
+    if cached.is_dir():
+        return cached
+    DEPS_CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=DEPS_CACHE_DIR))
     pip = [
         interpreter,
         "-m",
@@ -117,7 +121,7 @@ def build_bundle(name: str, output_dir: Path, *, python: str | None = None) -> N
         "--requirement",
         str(requirements),
         "--target",
-        str(output_dir),
+        str(staging),
         "--platform",
         PIP_PLATFORM,
         "--implementation",
@@ -125,18 +129,33 @@ def build_bundle(name: str, output_dir: Path, *, python: str | None = None) -> N
         "--python-version",
         PYTHON_VERSION,
         "--only-binary=:all:",
-        "--upgrade",
     ]
     result = subprocess.run(pip, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise BundlingError(f"pip failed for {name} ({' '.join(pip)}):\n{result.stdout}\n{result.stderr}")
-    for entry in list(output_dir.iterdir()):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundlingError(
+            f"pip failed for {requirements} ({' '.join(pip)}):\n{result.stdout}\n{result.stderr}"
+        )
+    for entry in list(staging.iterdir()):
         distribution = entry.name.split("-")[0].lower()
-        if distribution in RUNTIME_PROVIDED:
+        if distribution in RUNTIME_PROVIDED or entry.name == "bin":  # console scripts: of no use in Lambda
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    bin_dir = output_dir / "bin"  # console scripts are of no use in Lambda
-    if bin_dir.is_dir():
-        shutil.rmtree(bin_dir)
+    try:
+        staging.rename(cached)
+    except OSError:  # built concurrently by another process: use theirs
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
+
+
+def build_bundle(name: str, output_dir: Path, *, python: str | None = None) -> None:
+    """Build the bundle of function `name` into output_dir (also used by tests and tools)."""
+    interpreter = python or runtime_python()
+    function_dir = FUNCTIONS_DIR / name
+    requirements = function_dir / "requirements.txt"
+    if not requirements.exists():
+        raise BundlingError(f"{requirements} does not exist: every function pins its bundle there")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(_dependencies(requirements, interpreter), output_dir, dirs_exist_ok=True, symlinks=True)
     packages = [COMMON_PACKAGE, function_dir / f"orderpipe_{name}"]
     for package in packages:
         target = output_dir / package.name

@@ -248,6 +248,10 @@ class _Reader:
             burst_limit=self.integer("apiBurstLimit", 1000, low=1, high=100_000),
             quota_per_day=self.integer("apiQuotaPerDay", 10_000_000, low=1, high=10**12),
         )
+        create_vpc_endpoints = self.boolean("createVpcEndpoints", True)
+        max_azs = self.integer("maxAzs", 2, low=1, high=6)
+        alarm_email = self.optional_string("alarmEmail", _EMAIL, "an e-mail address")
+        idempotency_seconds = self.integer("idempotencyExpiresAfterSeconds", 3600, low=60, high=7 * 24 * 3600)
         if self.problems or cassandra is None:
             return None
         return OrderPipeConfig(
@@ -255,14 +259,12 @@ class _Reader:
             tuning=tuning,
             api=api,
             existing_vpc=existing_vpc,
-            create_vpc_endpoints=self.boolean("createVpcEndpoints", True),
+            create_vpc_endpoints=create_vpc_endpoints,
             new_vpc_cidr=str(new_vpc_cidr),
-            max_azs=self.integer("maxAzs", 2, low=1, high=6),
-            alarm_email=self.optional_string("alarmEmail", _EMAIL, "an e-mail address"),
+            max_azs=max_azs,
+            alarm_email=alarm_email,
             log_level=log_level,
-            idempotency_expires_after_seconds=self.integer(
-                "idempotencyExpiresAfterSeconds", 3600, low=60, high=7 * 24 * 3600
-            ),
+            idempotency_expires_after_seconds=idempotency_seconds,
         )
 
     def tuning(self) -> PipelineTuning:

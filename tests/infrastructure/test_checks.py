@@ -1,0 +1,93 @@
+"""cdk-nag (AwsSolutions) with zero unsuppressed findings and cfn-lint with zero errors, per configuration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infrastructure.conftest import EXISTING_VPC, SECRET_ARN, synthesize
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "secret_tls_email": {
+        "orderpipe:cassandraSecretArn": SECRET_ARN,
+        "orderpipe:cassandraTls": True,
+        "orderpipe:alarmEmail": "ops@example.com",
+    },
+    "existing_vpc": {"orderpipe:cassandraSecretArn": SECRET_ARN, **EXISTING_VPC},
+    "existing_vpc_without_endpoints": {
+        "orderpipe:cassandraSecretArn": SECRET_ARN,
+        "orderpipe:createVpcEndpoints": False,
+        **EXISTING_VPC,
+    },
+}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def nagged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthesized with cdk-nag: synth raises on any unsuppressed finding, so reaching the return is the check."""
+    outdir = tmp_path_factory.mktemp(f"cdk-{request.param}")
+    synthesize(VARIANTS[request.param], nag=True, outdir=outdir)
+    return outdir
+
+
+def test_cdk_nag_has_no_unsuppressed_findings(nagged: Path) -> None:
+    # Synth already raised ValidationFailed on any unsuppressed finding; the report must be empty too.
+    report = json.loads((nagged / "validation-report.json").read_text())
+    assert report["pluginReports"] == [], json.dumps(report, indent=1)[:5000]
+
+
+# Every AwsSolutions rule this stack acknowledges; a new suppression must be added here on purpose.
+EXPECTED_SUPPRESSIONS = {
+    "AwsSolutions-L1",
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+    "AwsSolutions-IAM5[Resource::*]",
+    "AwsSolutions-IAM5[Resource::<FunctionsSchema2EEFC43E.Arn>:*]",
+    "AwsSolutions-APIG2",
+    "AwsSolutions-APIG3",
+    "AwsSolutions-APIG4",
+    "AwsSolutions-COG4",
+}
+
+
+def test_every_suppression_is_known_and_has_a_reason() -> None:
+    synth = synthesize()
+    found: dict[str, list[str]] = {}
+    for construct in synth.stack.node.find_all():
+        for entry in construct.node.metadata:
+            if entry.type != "aws:cdk:acknowledged-rules":
+                continue
+            for rule, reason in entry.data.items():
+                if rule.startswith("Annotation::AwsSolutions-"):
+                    assert len(reason) >= 20, f"{construct.node.path}: {rule} has no real reason"
+                    found.setdefault(rule.removeprefix("Annotation::"), []).append(construct.node.path)
+    assert set(found) == EXPECTED_SUPPRESSIONS
+    # X-Ray's wildcard resource is acknowledged per function, never stack-wide.
+    assert all(
+        "/Functions/" in path or "/Network/" in path for path in found["AwsSolutions-IAM5[Resource::*]"]
+    )
+
+
+def test_cfn_lint_has_no_errors(nagged: Path) -> None:
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "cfn-lint"),
+            "--format",
+            "parseable",
+            str(nagged / "OrderPipe.template.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # cfn-lint exit code bits: 1 fatal, 2 error, 4 warning, 8 informational.
+    assert result.returncode & 3 == 0, result.stdout + result.stderr
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert not errors, "\n".join(errors)
