@@ -406,7 +406,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: the kernel sends SIGKILL to the JVM when the process that started it dies."""
+    """preexec_fn: the kernel sends SIGKILL to the JVM when the process that started it dies.
+
+    Linux ties this to the *thread* that forked: start nodes from a thread that lives as long as
+    the node should (the main thread, as pytest fixtures and the CLI do), not a short-lived worker.
+    """
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
