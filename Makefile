@@ -8,9 +8,11 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 export UV_PYTHON := $(PYTHON312)
 export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Function bundles are built with the Lambda runtime's Python, the same interpreter as the venv.
+export ORDERPIPE_BUNDLING_PYTHON := $(PYTHON312)
 VENV_BIN := .venv/bin
 
-.PHONY: help setup lint format typecheck test test-unit test-integration test-infra test-e2e run synth bench clean
+.PHONY: help setup constraints lint format typecheck test test-unit test-integration test-infra test-e2e run synth bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,6 +22,11 @@ setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra
 	$(UV) sync --frozen
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 	$(VENV_BIN)/orderpipe cassandra fetch
+
+constraints: ## re-export functions/constraints.txt (bundle pins) from uv.lock
+	@{ echo "# Versions for every package a function bundle may install, exported from uv.lock (make constraints)."; \
+	   echo "# Bundling passes this to pip as --constraint, so transitive dependencies are pinned as in the lock."; \
+	   $(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate; } > functions/constraints.txt
 
 lint: ## ruff (lint + format check) and mypy
 	$(VENV_BIN)/ruff check .

@@ -31,6 +31,8 @@ from aws_cdk import aws_lambda as lambda_
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 COMMON_PACKAGE = FUNCTIONS_DIR / "common" / "orderpipe_common"
+# Every transitive version, exported from uv.lock: bundles install what the tests ran against.
+CONSTRAINTS_FILE = FUNCTIONS_DIR / "constraints.txt"
 DEPS_CACHE_DIR = Path(os.environ.get("ORDERPIPE_BUNDLE_CACHE", REPO_ROOT / ".build" / "bundle-deps"))
 
 # Runtime and architecture of every function (see docs/deploy.md for the choice).
@@ -73,6 +75,8 @@ def runtime_python() -> str:
 def _source_files(root: Path) -> list[Path]:
     if not root.exists():
         return []
+    if root.is_file():
+        return [root]
     files = []
     for path in root.rglob("*"):
         ignored = _IGNORED_DIRS & set(path.relative_to(root).parts) or path.suffix in _IGNORED_SUFFIXES
@@ -93,7 +97,7 @@ def tree_hash(*roots: Path, extra: str = "") -> str:
 def asset_hash(name: str) -> str:
     """Covers functions/<name>/ (code and requirements.txt), the shared package and the recipe."""
     recipe = f"{RECIPE_VERSION}|{PYTHON_VERSION}|{PIP_PLATFORM}|{','.join(RUNTIME_PROVIDED)}"
-    return tree_hash(FUNCTIONS_DIR / name, COMMON_PACKAGE, extra=recipe)
+    return tree_hash(FUNCTIONS_DIR / name, COMMON_PACKAGE, CONSTRAINTS_FILE, extra=recipe)
 
 
 def _copy_package(source: Path, target: Path) -> None:
@@ -104,7 +108,9 @@ def _dependencies(requirements: Path, interpreter: str) -> Path:
     """The installed requirements, built once per distinct requirements file (writer, reader and
     schema share theirs) and kept under .build/bundle-deps/ (ignored by git) for later synths."""
     recipe = f"{RECIPE_VERSION}|{PYTHON_VERSION}|{PIP_PLATFORM}|{','.join(RUNTIME_PROVIDED)}|"
-    key = hashlib.sha256(recipe.encode() + requirements.read_bytes()).hexdigest()[:24]
+    key = hashlib.sha256(
+        recipe.encode() + requirements.read_bytes() + CONSTRAINTS_FILE.read_bytes()
+    ).hexdigest()[:24]
     cached = DEPS_CACHE_DIR / key
     if cached.is_dir():
         return cached
@@ -120,6 +126,8 @@ def _dependencies(requirements: Path, interpreter: str) -> Path:
         "--no-input",
         "--requirement",
         str(requirements),
+        "--constraint",
+        str(CONSTRAINTS_FILE),
         "--target",
         str(staging),
         "--platform",

@@ -190,6 +190,7 @@ def test_asset_hash_covers_shared_code_and_requirements(
     monkeypatch.setattr(bundling, "REPO_ROOT", tmp_path)
     monkeypatch.setattr(bundling, "FUNCTIONS_DIR", functions)
     monkeypatch.setattr(bundling, "COMMON_PACKAGE", functions / "common" / "orderpipe_common")
+    monkeypatch.setattr(bundling, "CONSTRAINTS_FILE", functions / "constraints.txt")
     before = {name: asset_hash(name) for name in NAMES}
     assert len(set(before.values())) == len(NAMES)
 
@@ -204,3 +205,10 @@ def test_asset_hash_covers_shared_code_and_requirements(
     assert {n: after_pin[n] for n in NAMES if n != "writer"} == {
         n: after_common[n] for n in NAMES if n != "writer"
     }
+
+    constraints = functions / "constraints.txt"
+    constraints.write_text(constraints.read_text() + "\n# changed\n")
+    after_constraints = {name: asset_hash(name) for name in NAMES}
+    assert all(after_constraints[n] != after_pin[n] for n in NAMES), (
+        "a locked version change rebuilds every asset"
+    )
