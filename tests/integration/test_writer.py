@@ -67,7 +67,9 @@ def test_a_redelivered_message_leaves_one_unchanged_row(cassandra_env, orders_se
     assert stored(orders_session, order.order_id) == order
 
 
-def test_cassandra_down_means_every_record_is_reported(cassandra_env, cassandra_outage, lambda_context):
+def test_cassandra_down_means_every_record_is_reported_then_it_recovers(
+    cassandra_env, cassandra_outage, orders_session, lambda_context
+):
     # Given a writer that has a session, and then Cassandra stops
     handler.lambda_handler(
         sqs_event_from_bodies([message_body(make_orders(1, start=3000)[0])]), lambda_context
@@ -79,3 +81,9 @@ def test_cassandra_down_means_every_record_is_reported(cassandra_env, cassandra_
     response = handler.lambda_handler(event, lambda_context)
     # Then every record is reported failed: nothing is acknowledged that is not stored
     assert failed_ids(response) == {r["messageId"] for r in event["Records"]}
+    # And when Cassandra is back, the same process (its session from before the outage, as after
+    # a Lambda freeze/thaw) writes the redelivered batch without a failure
+    cassandra_outage.start()
+    assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    for order in orders:
+        assert stored(orders_session, order.order_id) == order
