@@ -1,0 +1,89 @@
+"""The README's run command itself: `orderpipe run` comes up, its printed curls work, it stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from orderpipe_dev.local_runtime.moto_process import free_port
+
+pytestmark = pytest.mark.cassandra
+
+ORDERPIPE = Path(sys.executable).with_name("orderpipe")
+
+
+def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
+    # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
+        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
+        "CASSANDRA_PORT": str(cassandra_endpoint.port),
+        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
+        "COLUMNS": "300",
+    }
+    output = tmp_path / "run.log"
+    with output.open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(ORDERPIPE),
+                "run",
+                "--port",
+                str(free_port()),
+                "--keyspace",
+                "orderpipe_run_cmd",
+                "--duration",
+                "240",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        # When it is up (it prints the curls)
+        deadline = time.monotonic() + 120
+        while "Ctrl-C stops everything" not in output.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, output.read_text()
+            time.sleep(0.5)
+        text = output.read_text()
+        post_line = next(
+            line.strip() for line in text.splitlines() if line.strip().startswith("curl -s -X POST")
+        )
+        get_line = next(line.strip() for line in text.splitlines() if "/orders/ORDER_ID" in line)
+        # Then the printed POST curl, run as printed, is accepted...
+        accepted = json.loads(
+            subprocess.run(shlex.split(post_line), capture_output=True, check=True, text=True).stdout
+        )
+        assert accepted["status"] == "accepted"
+        # ...and the printed GET curl returns the order once the writer has stored it
+        get_command = shlex.split(get_line.replace("ORDER_ID", accepted["order_id"]))
+        order = None
+        for _ in range(60):
+            answer = subprocess.run(get_command, capture_output=True, check=True, text=True).stdout
+            if '"order_id"' in answer:
+                order = json.loads(answer)
+                break
+            time.sleep(0.5)
+        assert order is not None, "the order never became readable"
+        assert order["items"][0]["unit_price"] == "19.99"
+        moto_pid = re.search(r"AWS:\s+http://127\.0\.0\.1:(\d+)", text)
+        assert moto_pid is not None
+    finally:
+        # When the user presses Ctrl-C
+        process.send_signal(signal.SIGINT)
+        exit_code = process.wait(timeout=90)
+    # Then it stops cleanly, leaving no moto server behind
+    assert exit_code == 0, output.read_text()[-3000:]
+    assert "stopped." in output.read_text()
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"moto.server .*-p {moto_pid.group(1)}"], capture_output=True, text=True
+    )
+    assert leftovers.stdout.strip() == ""
