@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import MAX_BATCH_BODY_BYTES, MAX_ORDER_BODY_BYTES
@@ -243,6 +245,44 @@ def test_a_failure_is_not_remembered_under_the_key(
     # Then the order is accepted now (the 503 was not replayed)
     assert retried.status == 202
     assert len(sqs_down.messages()) == 1
+
+
+class LosesTheAnswer:
+    """SQS takes the message, but the client never hears back (a read timeout after the send)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def send_message(self, **kwargs: Any) -> Any:
+        self._real.send_message(**kwargs)
+        raise ReadTimeoutError(endpoint_url=kwargs["QueueUrl"])
+
+
+def test_a_retry_after_a_lost_answer_sends_the_same_order_again_not_a_new_one(ingest_env: IngestEnv) -> None:
+    # Given SQS takes the message but its answer is lost: the producer gets a 503
+    payload = order_payload(11)
+    with sqs_client_replaced_by(LosesTheAnswer(publisher.get_sqs_client())):
+        assert_error(post("/orders", payload, headers={"Idempotency-Key": "lost"}), 503)
+    # When the producer retries with the same key and body
+    retried = post("/orders", payload, headers={"Idempotency-Key": "lost"})
+    # Then the retry is accepted, and both messages carry the same order_id: the writer upserts one order
+    assert retried.status == 202
+    order_ids = {parse_envelope(m["Body"]).order_id for m in ingest_env.messages()}
+    assert order_ids == {uuid.UUID(retried.json()["order_id"])}
+
+
+def test_a_key_reused_after_its_window_with_another_body_is_a_new_order(ingest_env: IngestEnv) -> None:
+    # Given an order accepted under a key whose idempotency record has expired (deleted here)
+    first = post("/orders", order_payload(12), headers={"Idempotency-Key": "reused"})
+    ingest_env.expire_idempotency_records()
+    # When the same key comes with another order
+    second = post("/orders", order_payload(13), headers={"Idempotency-Key": "reused"})
+    # Then it is a new order with its own id: it can never overwrite the first
+    assert first.status == second.status == 202
+    assert first.json()["order_id"] != second.json()["order_id"]
 
 
 def test_a_concurrent_request_with_the_same_key_is_409_with_retry_after(ingest_env: IngestEnv) -> None:

@@ -99,10 +99,12 @@ class Order(OrderRequest):
     accepted_at: UtcMillis
 
     @classmethod
-    def accept(cls, request: OrderRequest, *, now: datetime | None = None) -> Order:
+    def accept(
+        cls, request: OrderRequest, *, now: datetime | None = None, order_id: uuid.UUID | None = None
+    ) -> Order:
         return cls(
             **request.model_dump(),
-            order_id=uuid.uuid4(),
+            order_id=order_id or uuid.uuid4(),
             accepted_at=now or datetime.now(UTC),
         )
 

@@ -138,24 +138,29 @@ def _idempotency_key() -> str | None:
 )
 def post_order() -> Response[OrderAccepted]:
     payload = read_json_body(MAX_ORDER_BODY_BYTES)
+    key, route = _idempotency_key(), "POST /orders"
+    seed = idempotency.order_id_seed(key=key, route=route, body=payload)
     answer = idempotency.run_idempotently(
-        key=_idempotency_key(),
-        route="POST /orders",
+        key=key,
+        route=route,
         body=payload,
-        operation=lambda body: accept_order(body, publisher.get_publisher()).model_dump(mode="json"),
+        operation=lambda body: accept_order(body, publisher.get_publisher(), order_id_seed=seed).model_dump(
+            mode="json"
+        ),
         context=app.lambda_context,
     )
     accepted = OrderAccepted.model_validate(answer)
     return json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
 
 
-def _accept_batch(body: Any) -> dict[str, Any]:
+def _accept_batch(body: Any, *, order_id_seed: str | None) -> dict[str, Any]:
     config = settings.get_settings()
     return accept_batch(
         body,
         publisher.get_publisher(),
         max_send_attempts=config.batch_send_attempts,
         retry_after_seconds=config.retry_after_seconds,
+        order_id_seed=order_id_seed,
     ).model_dump(mode="json")
 
 
@@ -194,11 +199,13 @@ def _accept_batch(body: Any) -> dict[str, Any]:
 )
 def post_orders_batch() -> Response[BatchAccepted]:
     payload = read_json_body(MAX_BATCH_BODY_BYTES)
+    key, route = _idempotency_key(), "POST /orders/batch"
+    seed = idempotency.order_id_seed(key=key, route=route, body=payload)
     answer = idempotency.run_idempotently(
-        key=_idempotency_key(),
-        route="POST /orders/batch",
+        key=key,
+        route=route,
         body=payload,
-        operation=_accept_batch,
+        operation=lambda body: _accept_batch(body, order_id_seed=seed),
         context=app.lambda_context,
     )
     return json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))

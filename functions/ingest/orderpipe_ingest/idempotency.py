@@ -8,6 +8,8 @@ down), and Powertools deletes its in-progress record when the function raises.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -82,6 +84,20 @@ def _idempotent() -> _Idempotent:
         return operation(request["body"])
 
     return _Idempotent(config=config, run=run)
+
+
+def order_id_seed(*, key: str | None, route: str, body: Any) -> str | None:
+    """With a key, order ids derive from the route, the key and the body.
+
+    A retry after an ambiguous failure (SQS took the message but its answer was lost, so the client
+    saw a 503 and nothing was remembered under the key) then re-sends the same order_id, and the
+    writer upserts one order instead of storing two. The body is part of the seed so that a key
+    reused for another order after the idempotency window never overwrites the first one.
+    """
+    if key is None:
+        return None
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{route}\n{key}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
 def run_idempotently(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -30,15 +31,28 @@ class BatchRejected(Unprocessable):
     code = "batch_rejected"
 
 
+# Namespace of order ids derived from an idempotency seed (any fixed UUID; never change it).
+ORDER_ID_NAMESPACE = uuid.UUID("5b0c8a1e-2f4d-4c1b-9a57-0d1e6f3c2b90")
+
+
+def derived_order_id(seed: str | None, index: int = 0) -> uuid.UUID | None:
+    """The order id for a request's `index`-th order when the request carries a seed, else None."""
+    return uuid.uuid5(ORDER_ID_NAMESPACE, f"{seed}#{index}") if seed is not None else None
+
+
 def accept_order(
-    payload: Any, publisher: QueuePublisher, *, now: Callable[[], datetime] | None = None
+    payload: Any,
+    publisher: QueuePublisher,
+    *,
+    now: Callable[[], datetime] | None = None,
+    order_id_seed: str | None = None,
 ) -> OrderAccepted:
     try:
         request = OrderRequest.model_validate(payload)
     except ValidationError:
         metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
         raise
-    order = Order.accept(request, now=now() if now else None)
+    order = Order.accept(request, now=now() if now else None, order_id=derived_order_id(order_id_seed))
     publisher.send(wrap(order))
     metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
     logger.info("order accepted", extra={"order_id": str(order.order_id), "items": len(order.items)})
@@ -53,6 +67,7 @@ def accept_batch(
     retry_after_seconds: int = 5,
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    order_id_seed: str | None = None,
 ) -> BatchAccepted:
     """Validate each order of a JSON array on its own; enqueue the valid ones in chunks of 10.
 
@@ -74,7 +89,9 @@ def accept_batch(
                 errors=[FieldError.model_validate(e) for e in field_errors(error)],
             )
             continue
-        valid[index] = Order.accept(request, now=now() if now else None)
+        valid[index] = Order.accept(
+            request, now=now() if now else None, order_id=derived_order_id(order_id_seed, index)
+        )
 
     rejected = len(orders) - len(valid)
     if rejected:
