@@ -104,6 +104,11 @@ def read_json_body(max_bytes: int) -> Any:
             f"the body is not valid JSON: {error}",
             fields=[{"field": "body", "message": str(error), "type": "json_invalid"}],
         ) from None
+    except RecursionError:  # deeply nested arrays/objects exhaust the parser's stack: a 400, not a 500
+        raise MalformedJson(
+            "the body is nested too deeply",
+            fields=[{"field": "body", "message": "nested too deeply", "type": "json_invalid"}],
+        ) from None
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
