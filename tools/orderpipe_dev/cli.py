@@ -16,11 +16,12 @@ from types import ModuleType
 from rich.console import Console
 from rich.logging import RichHandler
 
-from orderpipe_dev.commands import cassandra, run
+from orderpipe_dev.commands import cassandra, queue, run
 
 COMMAND_MODULES: list[ModuleType] = [
     cassandra,
     run,
+    queue,
 ]
 
 
