@@ -16,11 +16,13 @@ from types import ModuleType
 from rich.console import Console
 from rich.logging import RichHandler
 
-from orderpipe_dev.commands import cassandra, queue, run
+from orderpipe_dev.commands import bench, cassandra, load, queue, run
 
 COMMAND_MODULES: list[ModuleType] = [
     cassandra,
     run,
+    load,
+    bench,
     queue,
 ]
 
