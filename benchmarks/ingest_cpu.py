@@ -1,0 +1,156 @@
+"""Ingest CPU per order with the SQS I/O replaced by a no-op transport, against the least any
+ingest must do per order: `json.loads` + `uuid4` + `json.dumps`.
+
+The real handler runs in-process on API Gateway REST proxy events (Powertools resolver, content
+checks, pydantic validation, id assignment, the versioned envelope), once with single-order POSTs
+and once with batch POSTs; CPU time is `time.process_time()`, so waiting never counts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from benchmarks.common import (
+    LOCAL_AWS,
+    QUIET_POWERTOOLS,
+    alternating_rounds,
+    environment,
+    medians,
+    spread_percent,
+)
+from benchmarks.results_file import BenchmarkResult, Goal
+from orderpipe_dev.apigw import FakeLambdaContext, rest_proxy_event
+from orderpipe_dev.loadgen.orders import BodyPool
+
+
+class NoOpPublisher:
+    """A QueuePublisher that takes every message and does nothing with it."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+
+    def send(self, body: str) -> None:
+        self.messages += 1
+
+    def send_batch(self, entries: Mapping[str, str]) -> Sequence[Any]:
+        self.messages += len(entries)
+        return []
+
+
+def run(
+    *, orders: int = 4_000, rounds: int = 5, batch_size: int = 100, progress: Callable[[str], None] = print
+) -> BenchmarkResult:
+    env = {
+        **QUIET_POWERTOOLS,
+        **LOCAL_AWS,
+        "POWERTOOLS_SERVICE_NAME": "ingest",
+        "ORDERS_QUEUE_URL": "http://127.0.0.1:9/000000000000/no-op",
+        "IDEMPOTENCY_TABLE_NAME": "no-op",
+        # Nothing may leave the process: any real AWS call would fail fast on the discard port.
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }
+    with environment(env):
+        from orderpipe_ingest import handler, publisher
+
+        handler.reset_process_state()
+        no_op = NoOpPublisher()
+        original = publisher.get_publisher
+        publisher.get_publisher = lambda: no_op  # type: ignore[assignment]
+        try:
+            return _measure(
+                handler, no_op, orders=orders, rounds=rounds, batch_size=batch_size, progress=progress
+            )
+        finally:
+            publisher.get_publisher = original
+            handler.reset_process_state()
+
+
+def _measure(
+    handler: Any,
+    no_op: NoOpPublisher,
+    *,
+    orders: int,
+    rounds: int,
+    batch_size: int,
+    progress: Callable[[str], None],
+) -> BenchmarkResult:
+    singles = BodyPool(profile="mixed", batch_size=1)
+    batches = BodyPool(profile="mixed", batch_size=batch_size)
+    context = FakeLambdaContext(function_name="ingest")
+    headers = {"content-type": "application/json", "x-api-key": "k"}
+    single_events = [
+        rest_proxy_event("POST", "/orders", resource="/orders", headers=headers, body=singles.body(i))
+        for i in range(orders)
+    ]
+    batch_events = [
+        rest_proxy_event(
+            "POST", "/orders/batch", resource="/orders/batch", headers=headers, body=batches.body(i)
+        )
+        for i in range(max(1, orders // batch_size))
+    ]
+    raw_bodies = [singles.body(i) for i in range(orders)]
+
+    def cpu_per_order(work: Callable[[], int]) -> float:
+        started = time.process_time()
+        count = work()
+        return (time.process_time() - started) / count * 1e6  # microseconds per order
+
+    def single_posts() -> int:
+        for event in single_events:
+            response = handler.lambda_handler(event, context)
+            assert response["statusCode"] == 202, response
+        return len(single_events)
+
+    def batch_posts() -> int:
+        for event in batch_events:
+            response = handler.lambda_handler(event, context)
+            assert response["statusCode"] == 202, response
+        return len(batch_events) * batch_size
+
+    def baseline() -> int:
+        for body in raw_bodies:
+            payload = json.loads(body)
+            payload["order_id"] = str(uuid.uuid4())
+            json.dumps(payload)
+        return len(raw_bodies)
+
+    variants = {
+        "baseline": lambda: cpu_per_order(baseline),
+        "single": lambda: cpu_per_order(single_posts),
+        "batch": lambda: cpu_per_order(batch_posts),
+    }
+    for variant in variants.values():  # warm-up: imports, caches, first-call costs
+        variant()
+    samples = alternating_rounds(variants, rounds, progress)
+    median = medians(samples)
+    return BenchmarkResult(
+        benchmark="ingest_cpu",
+        figures={
+            "orders_per_round": orders,
+            "rounds": rounds,
+            "batch_size": batch_size,
+            "baseline_cpu_us_per_order": round(median["baseline"], 2),
+            "single_post_cpu_us_per_order": round(median["single"], 2),
+            "batch_post_cpu_us_per_order": round(median["batch"], 2),
+            "samples_cpu_us_per_order": {k: [round(v, 2) for v in vals] for k, vals in samples.items()},
+            "spread_percent": {k: spread_percent(vals) for k, vals in samples.items()},
+            "messages_published": no_op.messages,
+        },
+        ratios={
+            "ingest_batch_vs_baseline": median["batch"] / median["baseline"],
+            "ingest_single_vs_baseline": median["single"] / median["baseline"],
+        },
+        goals=[
+            Goal("ingest_batch_vs_baseline", 3.0, "at_most"),
+            Goal("ingest_single_vs_baseline", 3.0, "at_most"),
+        ],
+        notes=[
+            "The whole handler in-process on API Gateway REST proxy events, the SQS publisher replaced "
+            "by a no-op; CPU time (process_time), median of alternating rounds.",
+            "single: one order per POST /orders; batch: POST /orders/batch with batch_size orders.",
+        ],
+    )

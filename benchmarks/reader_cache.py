@@ -1,0 +1,173 @@
+"""Reader: cache hit vs cache miss latency for the same ids, and Cassandra reads per GET under a
+polling workload (each id polled many times), on the real node and moto's DynamoDB.
+
+The real reader handler runs in-process on API Gateway REST proxy events. Orders are written by
+the real writer first. Per round, fresh cache table contents: the first GET of each id is a miss
+(DynamoDB get + Cassandra SELECT + DynamoDB put), the second a hit (DynamoDB get only). Then every
+id is polled `polls_per_id` times while the Cassandra SELECTs are counted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+
+from benchmarks.common import LOCAL_AWS, QUIET_POWERTOOLS, environment, spread_percent
+from benchmarks.results_file import BenchmarkResult, Goal
+from orderpipe_common import cassandra_session
+from orderpipe_dev import aws_resources
+from orderpipe_dev.apigw import FakeLambdaContext, rest_proxy_event
+from orderpipe_dev.loadgen.orders import order_payload
+from orderpipe_dev.local_runtime.moto_process import MotoServerProcess
+from orderpipe_dev.sqs_events import sqs_event_from_bodies
+
+
+def _get(reader: Any, order_id: uuid.UUID, context: FakeLambdaContext) -> float:
+    path = f"/orders/{order_id}"
+    event = rest_proxy_event(
+        "GET",
+        path,
+        resource="/orders/{order_id}",
+        headers={"x-api-key": "k"},
+        path_parameters={"order_id": str(order_id)},
+    )
+    started = time.perf_counter()
+    response = reader.lambda_handler(event, context)
+    elapsed = time.perf_counter() - started
+    if response["statusCode"] != 200:
+        raise RuntimeError(f"GET {path} answered {response['statusCode']}: {response.get('body')}")
+    return elapsed
+
+
+def run(
+    *,
+    cassandra_env: dict[str, str],
+    orders: int = 200,
+    rounds: int = 3,
+    polls_per_id: int = 25,
+    progress: Callable[[str], None] = print,
+) -> BenchmarkResult:
+    import random
+
+    from orderpipe_common.envelope import wrap
+    from orderpipe_common.model import Order, OrderRequest
+
+    rng = random.Random(11)
+    batch = [Order.accept(OrderRequest.model_validate(order_payload(rng, "mixed"))) for _ in range(orders)]
+    ids = [order.order_id for order in batch]
+    with MotoServerProcess() as moto:
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=moto.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=LOCAL_AWS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_AWS["AWS_SECRET_ACCESS_KEY"],
+        )
+        env = {
+            **cassandra_env,
+            **QUIET_POWERTOOLS,
+            **LOCAL_AWS,
+            "AWS_ENDPOINT_URL": moto.endpoint_url,
+            "CACHE_TTL_SECONDS": "300",
+        }
+        with environment(env):
+            from orderpipe_reader import cache as reader_cache
+            from orderpipe_reader import handler as reader
+            from orderpipe_reader.store import CassandraOrderSource
+            from orderpipe_writer import handler as writer
+
+            for clear in (
+                writer.get_store,
+                reader.get_settings,
+                reader.get_cache,
+                reader.get_source,
+                reader_cache._dynamodb_client,
+            ):
+                clear.cache_clear()
+            cassandra_session.reset_session()
+            context = FakeLambdaContext(function_name="reader")
+            for start in range(0, orders, 100):
+                response = writer.lambda_handler(
+                    sqs_event_from_bodies(wrap(o) for o in batch[start : start + 100]),
+                    FakeLambdaContext(function_name="writer"),
+                )
+                assert not response["batchItemFailures"], response
+
+            reads = {"count": 0}
+            original_find = CassandraOrderSource.find
+
+            def counting_find(self: CassandraOrderSource, order_id: uuid.UUID) -> Any:
+                reads["count"] += 1
+                return original_find(self, order_id)
+
+            CassandraOrderSource.find = counting_find  # type: ignore[method-assign]
+            miss_rounds: list[float] = []
+            hit_rounds: list[float] = []
+            reads_per_get: list[float] = []
+            try:
+                for number in range(rounds + 1):  # round 0 warms connections and code paths
+                    table = aws_resources.create_cache_table(f"bench-cache-{number}", dynamodb=dynamodb)
+                    with environment({"CACHE_TABLE_NAME": table.name}):
+                        reader.get_settings.cache_clear()
+                        reader.get_cache.cache_clear()
+                        misses = [_get(reader, order_id, context) for order_id in ids]
+                        hits = [_get(reader, order_id, context) for order_id in ids]
+                        reads["count"] = 0
+                        gets = 0
+                        for _ in range(polls_per_id):
+                            for order_id in ids:
+                                _get(reader, order_id, context)
+                                gets += 1
+                    if number == 0:
+                        continue
+                    miss_rounds.append(statistics.median(misses) * 1000)
+                    hit_rounds.append(statistics.median(hits) * 1000)
+                    # The polling includes the first GET of each id (the miss) as a client would.
+                    reads_per_get.append((reads["count"] + orders) / (gets + orders))
+                    progress(
+                        f"reader round {number}/{rounds}: miss {miss_rounds[-1]:.2f} ms, hit "
+                        f"{hit_rounds[-1]:.2f} ms, {reads_per_get[-1]:.3f} Cassandra reads per GET"
+                    )
+            finally:
+                CassandraOrderSource.find = original_find  # type: ignore[method-assign]
+                cassandra_session.reset_session()
+                for clear in (
+                    writer.get_store,
+                    reader.get_settings,
+                    reader.get_cache,
+                    reader.get_source,
+                    reader_cache._dynamodb_client,
+                ):
+                    clear.cache_clear()
+
+    miss, hit = statistics.median(miss_rounds), statistics.median(hit_rounds)
+    per_get = statistics.median(reads_per_get)
+    return BenchmarkResult(
+        benchmark="reader_cache",
+        figures={
+            "orders": orders,
+            "rounds": rounds,
+            "polls_per_id": polls_per_id,
+            "miss_median_ms": round(miss, 3),
+            "hit_median_ms": round(hit, 3),
+            "samples_median_ms": {
+                "miss": [round(v, 3) for v in miss_rounds],
+                "hit": [round(v, 3) for v in hit_rounds],
+            },
+            "spread_percent": {"miss": spread_percent(miss_rounds), "hit": spread_percent(hit_rounds)},
+            "cassandra_reads_per_get_samples": [round(v, 4) for v in reads_per_get],
+        },
+        ratios={"hit_vs_miss": hit / miss, "cassandra_reads_per_get": per_get},
+        goals=[Goal("hit_vs_miss", 0.5, "at_most"), Goal("cassandra_reads_per_get", 0.05, "at_most")],
+        notes=[
+            "The real reader handler in-process; cache = moto DynamoDB over loopback HTTP, store = the "
+            "local Cassandra node. Latency is the handler's wall time per GET (median over the ids).",
+            f"Polling: each id GET {polls_per_id + 1} times (the first a miss); reads per GET = Cassandra "
+            "SELECTs / GETs.",
+        ],
+    )
