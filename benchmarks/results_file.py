@@ -23,6 +23,8 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(terse=True),
         "processor": platform.machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        # Other work on the machine while measuring (the 1, 5 and 15 minute load averages).
+        "load_average": [round(value, 2) for value in os.getloadavg()],
     }
 
 

@@ -60,7 +60,7 @@ def _runners(
         from benchmarks import reader_cache as module
 
         return module.run(
-            cassandra_env=cassandra_env, orders=50 if quick else 200, rounds=2 if quick else 3, progress=say
+            cassandra_env=cassandra_env, orders=50 if quick else 100, rounds=2 if quick else 3, progress=say
         )
 
     def end_to_end(cassandra_env: dict[str, str]) -> BenchmarkResult:
@@ -147,7 +147,7 @@ def run_suite(
         )
         return 2
     selected = list(names) or list(BENCHMARK_HELP)
-    runners = _runners(quick, aws_backend, lambda line: console.print(line, highlight=False))
+    runners = _runners(quick, aws_backend, lambda line: console.print(line, highlight=False, markup=False))
     failed: list[str] = []
     with ExitStack() as stack:
         cassandra_env: dict[str, str] | None = None
