@@ -16,7 +16,7 @@ from types import ModuleType
 from rich.console import Console
 from rich.logging import RichHandler
 
-from orderpipe_dev.commands import bench, cassandra, load, queue, run
+from orderpipe_dev.commands import bench, cassandra, drill, load, queue, run
 
 COMMAND_MODULES: list[ModuleType] = [
     cassandra,
@@ -24,6 +24,7 @@ COMMAND_MODULES: list[ModuleType] = [
     load,
     bench,
     queue,
+    drill,
 ]
 
 

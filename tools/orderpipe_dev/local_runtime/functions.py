@@ -61,6 +61,11 @@ class LocalFunction:
         for future in futures:
             future.result()
 
+    def worker_pids(self) -> list[int]:
+        """The process ids of the execution environments now running (for failure drills)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return [process.pid for process in processes.values() if process.pid is not None]
+
     def invoke(self, event: dict[str, Any]) -> Any:
         try:
             return self._pool.submit(_invoke, event).result()

@@ -1,0 +1,1 @@
+"""Failure drills (issue 8): each runs on the real local parts and reports sent/accepted/readable/DLQ/lost."""
