@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Run the whole pipeline on this machine: Cassandra (an existing cluster from "
             "CASSANDRA_CONTACT_POINTS, else a container where Docker runs, else the embedded node), "
-            "moto server for SQS and DynamoDB (unless AWS_ENDPOINT_URL names another endpoint), the "
+            "ElasticMQ for SQS and moto server for DynamoDB (unless AWS_ENDPOINT_URL names another "
+            "endpoint; --sqs moto puts SQS on moto too), the "
             "real ingest/reader handlers behind an API Gateway emulator, and the real writer behind "
             "an SQS event-source emulator. Ctrl-C stops everything."
         ),
@@ -52,6 +53,12 @@ def register(subparsers: Any) -> None:
         choices=["environment", "container", "embedded"],
         help="force where Cassandra comes from (default: the first that is available)",
     )
+    parser.add_argument(
+        "--sqs",
+        choices=["elasticmq", "moto"],
+        default="elasticmq",
+        help="SQS server when AWS_ENDPOINT_URL is not set (moto slows down as the queue fills)",
+    )
     parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     parser.add_argument("--quiet-requests", action="store_true", help="don't log one line per request/batch")
     parser.set_defaults(handler=run)
@@ -75,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     from orderpipe_common.tuning import DEFAULT_TUNING
     from orderpipe_dev.cassandra_source import CassandraUnavailable, provide_cassandra
-    from orderpipe_dev.local_runtime.moto_process import MotoServerProcess, free_port
+    from orderpipe_dev.local_runtime.aws_services import local_aws
+    from orderpipe_dev.local_runtime.moto_process import free_port
     from orderpipe_dev.local_runtime.runtime import LocalRuntime, RuntimeConfig
 
     console = Console(stderr=True)
@@ -91,9 +99,11 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[red]No Cassandra:[/red] {error}")
             return 2
         aws_endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        sqs_endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS")
         if not aws_endpoint:
-            with console.status("starting moto server (SQS, DynamoDB)"):
-                aws_endpoint = stack.enter_context(MotoServerProcess()).endpoint_url
+            with console.status(f"starting moto server (DynamoDB) and {args.sqs} (SQS)"):
+                aws = stack.enter_context(local_aws(args.sqs))
+            aws_endpoint, sqs_endpoint = aws.endpoint_url, aws.sqs_endpoint_url
         config = RuntimeConfig(
             host=args.host,
             port=args.port or free_port(args.host),
@@ -109,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
                     config,
                     cassandra_env=cassandra.endpoint.settings_env(args.keyspace),
                     aws_endpoint_url=aws_endpoint,
+                    sqs_endpoint_url=sqs_endpoint,
                 )
             )
         _print_banner(console, runtime, cassandra.endpoint.source)
@@ -130,7 +141,9 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str) -> None:
             f"[bold]orderpipe is running[/bold]\n"
             f"API:        {url}\n"
             f"API key:    {key}\n"
-            f"AWS:        {runtime.aws_endpoint_url}\n"
+            f"AWS:        {runtime.aws_endpoint_url}"
+            + (f" (SQS: {runtime.sqs_endpoint_url})" if runtime.sqs_endpoint_url else "")
+            + "\n"
             f"Cassandra:  {env['CASSANDRA_CONTACT_POINTS']}:{env['CASSANDRA_PORT']} ({cassandra_source}), "
             f"keyspace {runtime.config.keyspace}\n"
             f"Writer:     batch {tuning.writer_batch_size}, window {tuning.writer_batching_window_seconds} s, "

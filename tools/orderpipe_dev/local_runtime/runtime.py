@@ -46,11 +46,18 @@ class LocalRuntime:
     """Context manager: everything runs inside `with`, and everything stops at its end."""
 
     def __init__(
-        self, config: RuntimeConfig, *, cassandra_env: dict[str, str], aws_endpoint_url: str
+        self,
+        config: RuntimeConfig,
+        *,
+        cassandra_env: dict[str, str],
+        aws_endpoint_url: str,
+        sqs_endpoint_url: str | None = None,
     ) -> None:
         self.config = config
         self.cassandra_env = {**cassandra_env, "CASSANDRA_KEYSPACE": config.keyspace}
         self.aws_endpoint_url = aws_endpoint_url
+        # SQS on its own server (ElasticMQ): boto3's service-specific AWS_ENDPOINT_URL_SQS.
+        self.sqs_endpoint_url = sqs_endpoint_url
         self.resources: aws_resources.PipelineResources | None = None
         self.functions: dict[str, LocalFunction] = {}
         self.gateway: ApiGatewayEmulator | None = None
@@ -58,16 +65,20 @@ class LocalRuntime:
 
     @property
     def aws_env(self) -> dict[str, str]:
-        return {
+        env = {
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             **LOCAL_CREDENTIALS,
         }
+        if self.sqs_endpoint_url:
+            env["AWS_ENDPOINT_URL_SQS"] = self.sqs_endpoint_url
+        return env
 
     def client(self, service: Any) -> Any:
+        endpoint = self.sqs_endpoint_url if service == "sqs" and self.sqs_endpoint_url else None
         return boto3.client(
             service,
-            endpoint_url=self.aws_endpoint_url,
+            endpoint_url=endpoint or self.aws_endpoint_url,
             region_name=LOCAL_REGION,
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
