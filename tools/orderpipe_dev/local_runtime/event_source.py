@@ -100,9 +100,17 @@ class SqsEventSource:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                received = self._receive(self._batch_size - len(messages), 0)
-                if not received:
-                    time.sleep(min(0.05, remaining))  # the queue is drained for now; wait out the window
+                # Long-poll through the window rather than polling at a fixed rate: an empty receive
+                # is a full API call for the SQS server, and 5 pollers at 20 Hz were ~100 calls/s of
+                # pure overhead once the queue drained (docs/benchmarks.md). Whole seconds only (an
+                # SQS rule); the last fraction of a second is slept out, then one final receive.
+                wait = int(remaining)
+                received = self._receive(self._batch_size - len(messages), wait)
+                if not received and not wait:
+                    self._stopping.wait(remaining)
+                    received = self._receive(self._batch_size - len(messages), 0)
+                    messages.extend(received)
+                    break
             messages.extend(received)
         return messages
 
