@@ -228,3 +228,22 @@ def test_an_envelope_with_unknown_fields_is_unreadable() -> None:
     data["extra"] = 1
     with pytest.raises(UnreadableMessageError, match="extra"):
         parse_envelope(json.dumps(data))
+
+
+def test_an_accepted_order_equals_the_same_order_validated_from_scratch() -> None:
+    # Given a validated request and a moment with sub-millisecond precision
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from orderpipe_common.model import Order, OrderRequest
+    from tests.support.orders import order_payload
+
+    request = OrderRequest.model_validate(order_payload(21, with_address=True))
+    moment = datetime(2026, 11, 24, 7, 30, 15, 123_987, tzinfo=ZoneInfo("Europe/Paris"))
+    # When the server accepts it
+    order = Order.accept(request, now=moment)
+    # Then it is exactly what full validation of the same fields gives (UTC, milliseconds)
+    revalidated = Order.model_validate(order.model_dump())
+    assert order == revalidated
+    assert order.accepted_at == datetime(2026, 11, 24, 6, 30, 15, 123_000, tzinfo=UTC)
+    assert Order.model_validate_json(order.model_dump_json()) == order

@@ -102,10 +102,12 @@ class Order(OrderRequest):
     def accept(
         cls, request: OrderRequest, *, now: datetime | None = None, order_id: uuid.UUID | None = None
     ) -> Order:
-        return cls(
-            **request.model_dump(),
+        # The request is already validated (and frozen): building the order from its fields as they
+        # are, rather than validating them a second time, is most of the per-order cost it saves.
+        return cls.model_construct(
+            **{name: getattr(request, name) for name in OrderRequest.model_fields},
             order_id=order_id or uuid.uuid4(),
-            accepted_at=now or datetime.now(UTC),
+            accepted_at=_drop_sub_millisecond(now or datetime.now(UTC)),
         )
 
     def total(self) -> Decimal:
