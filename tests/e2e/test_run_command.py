@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,16 +75,16 @@ def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endp
             time.sleep(0.5)
         assert order is not None, "the order never became readable"
         assert order["items"][0]["unit_price"] == "19.99"
-        moto_pid = re.search(r"AWS:\s+http://127\.0\.0\.1:(\d+)", text)
-        assert moto_pid is not None
+        # the emulators it started (moto, and ElasticMQ for SQS when it is the default)
+        emulator_ports = [int(port) for port in re.findall(r"(?:AWS|SQS):\s+http://127\.0\.0\.1:(\d+)", text)]
+        assert emulator_ports, text
     finally:
         # When the user presses Ctrl-C
         process.send_signal(signal.SIGINT)
         exit_code = process.wait(timeout=90)
-    # Then it stops cleanly, leaving no moto server behind
+    # Then it stops cleanly, leaving no emulator behind: their ports no longer answer
     assert exit_code == 0, output.read_text()[-3000:]
     assert "stopped." in output.read_text()
-    leftovers = subprocess.run(
-        ["pgrep", "-f", f"moto.server .*-p {moto_pid.group(1)}"], capture_output=True, text=True
-    )
-    assert leftovers.stdout.strip() == ""
+    for port in emulator_ports:
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
