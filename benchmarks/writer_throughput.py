@@ -10,47 +10,22 @@ variants across rounds so drift on a noisy 2-core machine hits each alike; the m
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from cassandra.cluster import Session
 from cassandra.concurrent import execute_concurrent_with_args
 
+from benchmarks.common import environment
 from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_common import cassandra_session
 from orderpipe_common.order_rows import INSERT_ORDER_CQL, order_to_row
 from orderpipe_common.tuning import DEFAULT_TUNING
+from orderpipe_dev.apigw import FakeLambdaContext
+from orderpipe_dev.sample_orders import make_orders, message_body
 from orderpipe_dev.sqs_events import sqs_event_from_bodies
 from orderpipe_writer.settings import WriterSettings
-from tests.support.orders import make_orders, message_body
-
-
-class _Context:
-    function_name = "writer-benchmark"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:writer-benchmark"
-    aws_request_id = "benchmark"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 30_000
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -67,7 +42,7 @@ def run(
 ) -> BenchmarkResult:
     from orderpipe_writer import handler  # imported after the environment is set
 
-    with _environment(
+    with environment(
         {**cassandra_env, "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
     ):
         handler.get_store.cache_clear()
@@ -82,7 +57,7 @@ def run(
         session: Session = cassandra_session.build_cluster(settings).connect(settings.cassandra_keyspace)
         insert = session.prepare(INSERT_ORDER_CQL)
         insert.consistency_level = cassandra_session.consistency(settings.cassandra_write_consistency)
-        context = _Context()
+        context = FakeLambdaContext(function_name="writer-benchmark")
 
         def writer(batches: range) -> None:
             for index in batches:

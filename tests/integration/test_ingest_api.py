@@ -15,10 +15,10 @@ from botocore.exceptions import ReadTimeoutError
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import MAX_BATCH_BODY_BYTES, MAX_ORDER_BODY_BYTES
 from orderpipe_dev.apigw import FakeLambdaContext, ProxyResponse, proxy_response, rest_proxy_event
+from orderpipe_dev.sample_orders import order_payload
 from orderpipe_ingest import publisher
 from orderpipe_ingest.handler import lambda_handler
 from tests.fixtures.aws import IngestEnv, free_port
-from tests.support.orders import order_payload
 
 JSON = {"Content-Type": "application/json"}
 

@@ -13,8 +13,8 @@ from botocore.config import Config
 from orderpipe_common.tuning import DEFAULT_TUNING
 from orderpipe_dev.cli import main
 from orderpipe_dev.operator import QueuePair, inspect_dlq, queue_status, redrive, resolve_queues
+from orderpipe_dev.sample_orders import make_order, message_body
 from tests.fixtures.aws import queue_depth, receive_all
-from tests.support.orders import make_order, message_body
 
 
 @pytest.fixture

@@ -282,7 +282,7 @@ class SteadyLoad:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        from orderpipe_dev.drills.orders import order_payload
+        from orderpipe_dev.sample_orders import order_payload
 
         next_at = time.monotonic()
         with api_client(self._runtime) as client:

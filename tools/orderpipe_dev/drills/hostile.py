@@ -19,8 +19,8 @@ from typing import Any, cast
 import httpx
 
 from orderpipe_dev.drills.common import DrillReport, api_client, check
-from orderpipe_dev.drills.orders import order_payload
 from orderpipe_dev.local_runtime.runtime import LocalRuntime
+from orderpipe_dev.sample_orders import order_payload
 
 OPENAPI_PATH = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 REQUEST_TIMEOUT_SECONDS = 10

@@ -33,9 +33,9 @@ from orderpipe_dev.drills.common import (
     wait_drained,
     wait_until,
 )
-from orderpipe_dev.drills.orders import accepted_order, message, order_payload
 from orderpipe_dev.local_runtime.runtime import LocalRuntime
 from orderpipe_dev.operator import redrive
+from orderpipe_dev.sample_orders import make_order, message_body, order_payload
 
 
 def _send(sqs: Any, queue_url: str, bodies: list[str]) -> None:
@@ -99,7 +99,7 @@ def cassandra_outage(
 def poison_bodies() -> list[str]:
     """Undecodable and schema-invalid messages, each unique (so each can be found in the DLQ)."""
     marker = uuid.uuid4().hex[:8]
-    valid = json.loads(message(accepted_order(1)))
+    valid = json.loads(message_body(make_order(1)))
     negative = json.loads(json.dumps(valid))
     negative["order"]["items"][0]["quantity"] = -1
     negative["order"]["customer_id"] = f"poison-{marker}-negative"
@@ -121,11 +121,11 @@ def poison_messages(runtime: LocalRuntime, *, valid_count: int = 40) -> DrillRep
     """Poison mixed into every batch: only the poison reaches the DLQ; every valid order is stored."""
     report = DrillReport("poison")
     started = time.monotonic()
-    orders = [accepted_order(seed) for seed in range(1000, 1000 + valid_count)]
+    orders = [make_order(seed) for seed in range(1000, 1000 + valid_count)]
     poison = poison_bodies()
     bodies: list[str] = []
     for index, order in enumerate(orders):  # one poison message in (almost) every batch of ten
-        bodies.append(message(order))
+        bodies.append(message_body(order))
         if index % 5 == 4 and poison[len(bodies) % len(poison)] not in bodies:
             bodies.append(poison[len(bodies) % len(poison)])
     bodies += [p for p in poison if p not in bodies]
@@ -163,16 +163,16 @@ def duplicate_delivery(runtime: LocalRuntime, *, orders_count: int = 30, copies:
     """Each message delivered `copies` times: one row per order, identical to the first write."""
     report = DrillReport("duplicates")
     started = time.monotonic()
-    orders = [accepted_order(seed) for seed in range(2000, 2000 + orders_count)]
+    orders = [make_order(seed) for seed in range(2000, 2000 + orders_count)]
     ids = [str(o.order_id) for o in orders]
     sqs, queue_url = runtime.client("sqs"), queues_of(runtime).queue_url
     assert runtime.event_source is not None
     deleted_before = runtime.event_source.stats.deleted
-    _send(sqs, queue_url, [message(o) for o in orders])
+    _send(sqs, queue_url, [message_body(o) for o in orders])
     wait_until(lambda: len(stored_rows(runtime, ids)) == orders_count, timeout=30, what="the first delivery")
     first = stored_rows(runtime, ids)
     # The same messages again, copies - 1 times, the copies of one message in the same batch.
-    _send(sqs, queue_url, [message(o) for o in orders for _ in range(copies - 1)])
+    _send(sqs, queue_url, [message_body(o) for o in orders for _ in range(copies - 1)])
     delivered = orders_count * copies
     wait_until(
         lambda: runtime.event_source is not None
@@ -269,12 +269,12 @@ def writer_crash(cassandra: CassandraEndpointLike, *, orders_count: int = 400) -
     """The writer's processes are SIGKILLed while a batch is being inserted; redelivery completes it."""
     report = DrillReport("writer-crash")
     started = time.monotonic()
-    orders = [accepted_order(seed) for seed in range(4000, 4000 + orders_count)]
+    orders = [make_order(seed) for seed in range(4000, 4000 + orders_count)]
     ids = [str(o.order_id) for o in orders]
 
     def fill_queue(sqs: Any, resources: Any) -> None:
         # Queued before the writer polls: its first batches are large, their inserts take a while.
-        _send(sqs, resources.queue_url, [message(o) for o in orders])
+        _send(sqs, resources.queue_url, [message_body(o) for o in orders])
 
     # The writer inserts a few at a time so a batch stays in flight long enough to be cut.
     with drill_runtime(

@@ -10,6 +10,8 @@ import json
 import random
 from typing import Any
 
+from orderpipe_dev import sample_orders
+
 PROFILES: dict[str, tuple[int, int]] = {
     # name: (fewest, most) line items per order
     "small": (1, 1),
@@ -17,32 +19,14 @@ PROFILES: dict[str, tuple[int, int]] = {
     "large": (20, 50),
 }
 POOL_SIZE = 256
-CURRENCIES = ("EUR", "USD", "GBP", "JPY", "CHF")
 
 
 def order_payload(rng: random.Random, profile: str) -> dict[str, Any]:
-    fewest, most = PROFILES[profile]
-    payload: dict[str, Any] = {
-        "customer_id": f"load-{rng.randint(1, 100_000)}",
-        "currency": rng.choice(CURRENCIES),
-        "items": [
-            {
-                "sku": f"SKU-{rng.randint(1, 99_999):05d}",
-                "quantity": rng.randint(1, 20),
-                "unit_price": f"{rng.randint(0, 1_000_000) / 100:.2f}",
-            }
-            for _ in range(rng.randint(fewest, most))
-        ],
-    }
-    if profile == "large" or (profile == "mixed" and rng.random() < 0.5):
-        payload["shipping_address"] = {
-            "name": "Ada Lovelace",
-            "line1": f"{rng.randint(1, 200)} Analytical Street",
-            "city": "London",
-            "postal_code": "N1 9GU",
-            "country": "GB",
-        }
-    return payload
+    """An order body of the given size profile (`small`, `mixed`, `large`)."""
+    with_address = {"small": False, "large": True}.get(profile)  # mixed: at random
+    return sample_orders.order_payload(
+        rng, items=PROFILES[profile], with_address=with_address, customer_prefix="load"
+    )
 
 
 class BodyPool:
