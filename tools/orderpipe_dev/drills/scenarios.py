@@ -205,7 +205,9 @@ def producer_retries(runtime: LocalRuntime, *, concurrent: int = 8, sequential: 
     with api_client(runtime) as api:
         assert runtime.event_source is not None
         wait_drained(runtime, timeout=60)
-        records_before = runtime.event_source.stats.records
+        # Distinct messages, not deliveries: on a loaded machine a cold writer can outlast the short
+        # visibility timeout and the same message is (rightly) delivered again.
+        enqueued_before = runtime.event_source.stats.first_deliveries
 
         def post() -> Any:
             return api.post("/orders", json=payload, headers={"Idempotency-Key": key})
@@ -240,12 +242,12 @@ def producer_retries(runtime: LocalRuntime, *, concurrent: int = 8, sequential: 
         wait_until(lambda: stored_rows(runtime, sorted(order_ids)), timeout=30, what="the order to be stored")
         wait_drained(runtime, timeout=30)
         time.sleep(1.5)  # a second message, if one had been enqueued, would be delivered by now
-        delivered = runtime.event_source.stats.records - records_before
-        report.details["messages delivered to the writer"] = delivered
+        enqueued = runtime.event_source.stats.first_deliveries - enqueued_before
+        report.details["messages enqueued"] = enqueued
         account(report, runtime, sorted(order_ids), timeout=30)
         rows = stored_rows(runtime, sorted(order_ids))
         report.details["rows"] = len(rows)
-        check(delivered == 1, f"{delivered} messages were enqueued for one order")
+        check(enqueued == 1, f"{enqueued} messages were enqueued for one order")
         check(len(rows) == 1, f"{len(rows)} rows stored")
     report.seconds = time.monotonic() - started
     check(report.lost == 0, "the order was lost")

@@ -27,16 +27,18 @@ SQS_MAX_ENTRIES_PER_DELETE = 10
 @dataclass
 class EventSourceStats:
     batches: int = 0
-    records: int = 0
+    records: int = 0  # deliveries: a message redelivered after its visibility timeout counts again
+    first_deliveries: int = 0  # distinct messages: those delivered with ApproximateReceiveCount 1
     deleted: int = 0
     failed: int = 0
     handler_errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, records: int, failed: int, handler_error: bool) -> None:
+    def add(self, *, records: int, first_deliveries: int, failed: int, handler_error: bool) -> None:
         with self._lock:
             self.batches += 1
             self.records += records
+            self.first_deliveries += first_deliveries
             self.failed += failed
             self.deleted += records - failed
             self.handler_errors += int(handler_error)
@@ -142,7 +144,15 @@ class SqsEventSource:
                 QueueUrl=self._queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
-        self.stats.add(records=len(messages), failed=len(failed_ids), handler_error=handler_error)
+        first_deliveries = sum(
+            m.get("Attributes", {}).get("ApproximateReceiveCount") == "1" for m in messages
+        )
+        self.stats.add(
+            records=len(messages),
+            first_deliveries=first_deliveries,
+            failed=len(failed_ids),
+            handler_error=handler_error,
+        )
         log.info(
             "batch of %d: %d written, %d failed (retried after the visibility timeout) in %.0f ms",
             len(messages),
