@@ -64,19 +64,25 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _stop_on_sigterm() -> threading.Event:
+def _stop_on_ctrl_c_or_sigterm() -> threading.Event:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM.
+
+    Installed explicitly: a process started in the background by a non-interactive shell (a CI job,
+    a supervisor) inherits SIGINT as ignored, and Python keeps it ignored, so Ctrl-C would do nothing.
+    """
     stop = threading.Event()
 
     def handle(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, handle)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
     return stop
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
-    from contextlib import ExitStack, suppress
+    from contextlib import ExitStack
 
     from rich.console import Console
 
@@ -91,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         for name in ("orderpipe.api", "orderpipe.event_source"):
             logging.getLogger(name).setLevel(logging.WARNING)
     tuning = DEFAULT_TUNING.with_overrides(dict(args.tuning))
-    stop = _stop_on_sigterm()
     with ExitStack() as stack:
         try:
             cassandra = stack.enter_context(provide_cassandra(args.cassandra_source))
@@ -123,8 +128,9 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         _print_banner(console, runtime, cassandra.endpoint.source)
-        with suppress(KeyboardInterrupt):
-            stop.wait(args.duration)
+        # From here on Ctrl-C means "stop cleanly" (during start-up it interrupts as usual).
+        stop = _stop_on_ctrl_c_or_sigterm()
+        stop.wait(args.duration)
         console.print("stopping: API, event source, functions, moto, Cassandra ...")
     console.print("stopped.")
     return 0
