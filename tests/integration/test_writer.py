@@ -10,6 +10,7 @@ from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
 from orderpipe_dev.sample_orders import make_orders, message_body
 from orderpipe_dev.sqs_events import sqs_event_from_bodies
 from orderpipe_writer import handler
+from tests.fixtures.cassandra import wait_until_queryable
 
 pytestmark = pytest.mark.cassandra
 
@@ -85,5 +86,6 @@ def test_cassandra_down_means_every_record_is_reported_then_it_recovers(
     # a Lambda freeze/thaw) writes the redelivered batch without a failure
     cassandra_outage.start()
     assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    wait_until_queryable(orders_session)  # the test's own assertion session reconnects on its own schedule
     for order in orders:
         assert stored(orders_session, order.order_id) == order
