@@ -19,9 +19,9 @@ import boto3
 
 from benchmarks.common import LOCAL_AWS, QUIET_POWERTOOLS, environment, spread_percent
 from benchmarks.results_file import BenchmarkResult, Goal
-from orderpipe_common import cassandra_session
 from orderpipe_dev import aws_resources
 from orderpipe_dev.apigw import FakeLambdaContext, rest_proxy_event
+from orderpipe_dev.function_state import reset_function_caches
 from orderpipe_dev.loadgen.orders import order_payload
 from orderpipe_dev.local_runtime.moto_process import MotoServerProcess
 from orderpipe_dev.sqs_events import sqs_event_from_bodies
@@ -76,20 +76,11 @@ def run(
             "CACHE_TTL_SECONDS": "300",
         }
         with environment(env):
-            from orderpipe_reader import cache as reader_cache
             from orderpipe_reader import handler as reader
             from orderpipe_reader.store import CassandraOrderSource
             from orderpipe_writer import handler as writer
 
-            for clear in (
-                writer.get_store,
-                reader.get_settings,
-                reader.get_cache,
-                reader.get_source,
-                reader_cache._dynamodb_client,
-            ):
-                clear.cache_clear()
-            cassandra_session.reset_session()
+            reset_function_caches()
             context = FakeLambdaContext(function_name="reader")
             for start in range(0, orders, 100):
                 response = writer.lambda_handler(
@@ -135,15 +126,7 @@ def run(
                     )
             finally:
                 CassandraOrderSource.find = original_find  # type: ignore[method-assign]
-                cassandra_session.reset_session()
-                for clear in (
-                    writer.get_store,
-                    reader.get_settings,
-                    reader.get_cache,
-                    reader.get_source,
-                    reader_cache._dynamodb_client,
-                ):
-                    clear.cache_clear()
+                reset_function_caches()
 
     miss, hit = statistics.median(miss_rounds), statistics.median(hit_rounds)
     per_get = statistics.median(reads_per_get)

@@ -12,11 +12,11 @@ from orderpipe_common.model import Order
 from orderpipe_common.tables import CACHE_EXPIRY_ATTRIBUTE, CACHE_ORDER_ATTRIBUTE, CACHE_PARTITION_KEY
 from orderpipe_dev.apigw import FakeLambdaContext, ProxyResponse, proxy_response, rest_proxy_event
 from orderpipe_dev.aws_resources import Table
+from orderpipe_dev.function_state import reset_function_caches
 from orderpipe_dev.sample_orders import make_order, message_body
 from orderpipe_dev.sqs_events import sqs_event_from_bodies
 from orderpipe_reader import handler as reader
 from orderpipe_writer import handler as writer
-from tests.fixtures.pipeline import reset_function_caches
 
 pytestmark = pytest.mark.cassandra
 
