@@ -20,6 +20,8 @@ help: ## list the targets
 setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra jars)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.8"
 	$(UV) sync --frozen
+	@# The `orderpipe` command belongs to the ops package; an older checkout's venv may have lost it.
+	@test -x $(VENV_BIN)/orderpipe || $(UV) sync --frozen --reinstall-package orderpipe-ops
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 	$(VENV_BIN)/orderpipe cassandra fetch
 
@@ -31,7 +33,7 @@ constraints: ## re-export functions/constraints.txt (bundle pins) from uv.lock
 lint: ## ruff (lint + format check) and mypy
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
-	$(VENV_BIN)/mypy functions tools stacks tests benchmarks
+	$(VENV_BIN)/mypy functions ops devenv testkit stacks tests benchmarks
 
 format: ## apply ruff formatting and fixes
 	$(VENV_BIN)/ruff format .

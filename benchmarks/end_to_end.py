@@ -15,10 +15,10 @@ from typing import Any
 
 from benchmarks.proc_cpu import cpu_by_role, descendants_cpu
 from benchmarks.results_file import BenchmarkResult, Goal
-from orderpipe_dev.loadgen import LoadConfig, run_load
-from orderpipe_dev.local_runtime.aws_services import SqsBackend, local_aws
-from orderpipe_dev.local_runtime.moto_process import free_port
-from orderpipe_dev.local_runtime.runtime import LocalRuntime, RuntimeConfig
+from orderpipe_devenv.aws.endpoints import SqsBackend, local_aws
+from orderpipe_devenv.processes import free_port
+from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
+from orderpipe_testkit.loadgen import LoadConfig, run_load
 
 TARGET_ORDERS_PER_S = 1_000
 TARGET_VISIBILITY_P99_MS = 2_000
@@ -69,7 +69,7 @@ def measure(
             written = {"batches": stats.batches, "records": stats.records, "failed": stats.failed}
     report = load.as_dict()
     if plot_path is not None:
-        from orderpipe_dev.loadgen.plot import plot_report
+        from orderpipe_testkit.loadgen.plot import plot_report
 
         plot_report(
             load,

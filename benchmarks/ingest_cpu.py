@@ -23,8 +23,8 @@ from benchmarks.common import (
     spread_percent,
 )
 from benchmarks.results_file import BenchmarkResult, Goal
-from orderpipe_dev.apigw import FakeLambdaContext, rest_proxy_event
-from orderpipe_dev.loadgen.orders import BodyPool
+from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event
+from orderpipe_testkit.loadgen.orders import BodyPool
 
 
 class NoOpPublisher:
@@ -80,7 +80,7 @@ def _measure(
 ) -> BenchmarkResult:
     singles = BodyPool(profile="mixed", batch_size=1)
     batches = BodyPool(profile="mixed", batch_size=batch_size)
-    context = FakeLambdaContext(function_name="ingest")
+    context = LocalLambdaContext(function_name="ingest")
     headers = {"content-type": "application/json", "x-api-key": "k"}
     single_events = [
         rest_proxy_event("POST", "/orders", resource="/orders", headers=headers, body=singles.body(i))

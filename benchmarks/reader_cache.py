@@ -19,15 +19,14 @@ import boto3
 
 from benchmarks.common import LOCAL_AWS, QUIET_POWERTOOLS, environment, spread_percent
 from benchmarks.results_file import BenchmarkResult, Goal
-from orderpipe_dev import aws_resources
-from orderpipe_dev.apigw import FakeLambdaContext, rest_proxy_event
-from orderpipe_dev.function_state import reset_function_caches
-from orderpipe_dev.loadgen.orders import order_payload
-from orderpipe_dev.local_runtime.moto_process import MotoServerProcess
-from orderpipe_dev.sqs_events import sqs_event_from_bodies
+from orderpipe_devenv.aws import resources as aws_resources
+from orderpipe_devenv.aws.moto_server import MotoServerProcess
+from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event, sqs_event_from_bodies
+from orderpipe_testkit.loadgen.orders import order_payload
+from orderpipe_testkit.process_state import reset_function_caches
 
 
-def _get(reader: Any, order_id: uuid.UUID, context: FakeLambdaContext) -> float:
+def _get(reader: Any, order_id: uuid.UUID, context: LocalLambdaContext) -> float:
     path = f"/orders/{order_id}"
     event = rest_proxy_event(
         "GET",
@@ -81,11 +80,11 @@ def run(
             from orderpipe_writer import handler as writer
 
             reset_function_caches()
-            context = FakeLambdaContext(function_name="reader")
+            context = LocalLambdaContext(function_name="reader")
             for start in range(0, orders, 100):
                 response = writer.lambda_handler(
                     sqs_event_from_bodies(wrap(o) for o in batch[start : start + 100]),
-                    FakeLambdaContext(function_name="writer"),
+                    LocalLambdaContext(function_name="writer"),
                 )
                 assert not response["batchItemFailures"], response
 

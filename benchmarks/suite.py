@@ -20,7 +20,7 @@ NEEDS_CASSANDRA = {"writer", "reader_cache", "end_to_end"}
 @contextmanager
 def _cassandra(source: str | None, keyspace: str) -> Iterator[dict[str, str]]:
     from orderpipe_common.settings import from_mapping
-    from orderpipe_dev.cassandra_source import provide_cassandra
+    from orderpipe_devenv.cassandra.source import provide_cassandra
     from orderpipe_schema.handler import apply_schema
     from orderpipe_schema.settings import SchemaSettings
 

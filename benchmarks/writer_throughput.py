@@ -22,9 +22,8 @@ from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_common import cassandra_session
 from orderpipe_common.order_rows import INSERT_ORDER_CQL, order_to_row
 from orderpipe_common.tuning import DEFAULT_TUNING
-from orderpipe_dev.apigw import FakeLambdaContext
-from orderpipe_dev.sample_orders import make_orders, message_body
-from orderpipe_dev.sqs_events import sqs_event_from_bodies
+from orderpipe_devenv.lambda_events import LocalLambdaContext, sqs_event_from_bodies
+from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer.settings import WriterSettings
 
 
@@ -57,7 +56,7 @@ def run(
         session: Session = cassandra_session.build_cluster(settings).connect(settings.cassandra_keyspace)
         insert = session.prepare(INSERT_ORDER_CQL)
         insert.consistency_level = cassandra_session.consistency(settings.cassandra_write_consistency)
-        context = FakeLambdaContext(function_name="writer-benchmark")
+        context = LocalLambdaContext(function_name="writer-benchmark")
 
         def writer(batches: range) -> None:
             for index in batches:

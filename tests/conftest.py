@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from orderpipe_dev.apigw import FakeLambdaContext
+from orderpipe_devenv.lambda_events import LocalLambdaContext
 
 # Functions log/trace/emit metrics through Powertools; in tests there is no X-Ray daemon.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
@@ -21,5 +21,5 @@ pytest_plugins = [
 
 
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext(function_name="orderpipe-test")
+def lambda_context() -> LocalLambdaContext:
+    return LocalLambdaContext(function_name="orderpipe-test")

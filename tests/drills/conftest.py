@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from orderpipe_dev.drills.common import drill_runtime
-from orderpipe_dev.local_runtime.runtime import LocalRuntime
+from orderpipe_devenv.runtime.pipeline import LocalRuntime
+from orderpipe_testkit.drills.common import drill_runtime
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orderpipe_dev.drills import hostile
+from orderpipe_testkit.drills import hostile
 
 pytestmark = pytest.mark.cassandra
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from orderpipe_dev import cassandra_node as cn
-from orderpipe_dev.drills.replication import run_replication_drill
+from orderpipe_devenv import cassandra as local_cassandra
+from orderpipe_devenv.processes import JavaNotFoundError, find_java
+from orderpipe_testkit.drills.replication import run_replication_drill
 from tests.fixtures.cassandra import cassandra_unavailable
 
 pytestmark = [pytest.mark.cassandra, pytest.mark.heavy]
@@ -14,9 +15,9 @@ pytestmark = [pytest.mark.cassandra, pytest.mark.heavy]
 
 def test_one_node_of_three_down_under_load_loses_nothing():
     try:
-        cn.find_java()
-        cn.fetch_jars()
-    except cn.CassandraError as error:
+        find_java()
+        local_cassandra.fetch_jars()
+    except (JavaNotFoundError, local_cassandra.CassandraError) as error:
         cassandra_unavailable(str(error))
     # Given three nodes, RF 3, LOCAL_QUORUM, and steady POSTs
     # When node 3 is stopped for 15 s and started again

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orderpipe_dev.drills import scenarios
+from orderpipe_testkit.drills import scenarios
 
 pytestmark = pytest.mark.cassandra
 

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from orderpipe_common.tuning import DEFAULT_TUNING
-from orderpipe_dev.local_runtime.moto_process import MotoServerProcess, free_port
-from orderpipe_dev.local_runtime.runtime import LocalRuntime, RuntimeConfig
+from orderpipe_devenv.aws.moto_server import MotoServerProcess
+from orderpipe_devenv.processes import free_port
+from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
 
 # Short timings so redelivery and the DLQ are observable in seconds: visibility 6 s, 2 receives.
 E2E_TUNING = DEFAULT_TUNING.with_overrides(

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from orderpipe_common.model import MAX_ORDER_BODY_BYTES
-from orderpipe_dev.local_runtime.runtime import LocalRuntime
-from orderpipe_dev.sample_orders import make_order, message_body, order_payload
+from orderpipe_devenv.runtime.pipeline import LocalRuntime
+from orderpipe_testkit.sample_orders import make_order, message_body, order_payload
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.cassandra

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orderpipe_dev.local_runtime.moto_process import free_port
+from orderpipe_devenv.processes import free_port
 
 pytestmark = pytest.mark.cassandra
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from cassandra.cluster import Session
 
-from orderpipe_dev import cassandra_node as cn
-from orderpipe_dev.cli import main as cli_main
+from orderpipe_devenv import cassandra as local_cassandra
+from orderpipe_devenv import maven_jars
+from orderpipe_devenv.processes import free_port
+from orderpipe_ops.cli import main as cli_main
 from tests.fixtures.cassandra import CassandraOutage, wait_until_queryable
 
 ORDERPIPE_SCRIPT = Path(sys.executable).parent / "orderpipe"
@@ -36,7 +38,7 @@ def wait_gone(pid: int, timeout_seconds: float = 15.0) -> bool:
 
 def test_three_nodes_get_distinct_addresses_jmx_ports_and_balanced_tokens():
     # Given the settings of a three-node cluster
-    settings = cn.ClusterSettings(nodes=3)
+    settings = local_cassandra.ClusterSettings(nodes=3)
     # When the node specs are derived
     specs = settings.node_specs()
     # Then each node has its own loopback address and JMX port, every node is a seed, tokens are even
@@ -57,8 +59,8 @@ def _fake_mvn(bin_dir: Path, *, succeed: bool) -> None:
         import sys, pathlib
         out = next(a for a in sys.argv if a.startswith("-DoutputDirectory=")).split("=", 1)[1]
         pathlib.Path(out).mkdir(parents=True, exist_ok=True)
-        pathlib.Path(out, "cassandra-all-{cn.CASSANDRA_VERSION}.jar").write_bytes(b"jar")
-        print("Downloaded from central: https://repo/x/cassandra-all-{cn.CASSANDRA_VERSION}.jar (1 B at 1 B/s)")
+        pathlib.Path(out, "cassandra-all-{local_cassandra.CASSANDRA_VERSION}.jar").write_bytes(b"jar")
+        print("Downloaded from central: https://repo/x/cassandra-all-{local_cassandra.CASSANDRA_VERSION}.jar (1 B at 1 B/s)")
         sys.exit({0 if succeed else 1})
         """
     )
@@ -77,25 +79,25 @@ def test_an_interrupted_fetch_is_not_taken_as_complete_and_a_complete_one_is_reu
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     _fake_mvn(bin_dir, succeed=False)
     # When the fetch runs
-    with pytest.raises(cn.JarFetchError, match="mvn exited with 1"):
-        cn.fetch_jars()
+    with pytest.raises(local_cassandra.JarFetchError, match="mvn exited with 1"):
+        local_cassandra.fetch_jars()
     # Then nothing is in the cache's lib dir and no temporary directory is left
-    assert not cn.jars_ready()
-    assert not cn.jar_dir().exists()
-    assert [p.name for p in cn.jar_dir().parent.iterdir()] == [".fetch.lock"]
+    assert not local_cassandra.jars_ready()
+    assert not local_cassandra.jar_dir().exists()
+    assert [p.name for p in local_cassandra.jar_dir().parent.iterdir()] == [".fetch.lock"]
 
     # Given a Maven that succeeds
     _fake_mvn(bin_dir, succeed=True)
     progress: list[str] = []
     # When the fetch runs twice
-    first = cn.fetch_jars(progress=progress.append)
+    first = local_cassandra.fetch_jars(progress=progress.append)
     (bin_dir / "mvn").unlink()  # the second run must not need Maven at all
-    second = cn.fetch_jars()
+    second = local_cassandra.fetch_jars()
     # Then the first downloads (reporting progress) and the second only finds the complete cache
     assert first.downloaded and first.jar_count == 1 and progress
     assert not second.downloaded and second.lib_dir == first.lib_dir
-    marker = json.loads((cn.jar_dir() / cn.COMPLETE_MARKER).read_text())
-    assert marker["jars"] == [f"cassandra-all-{cn.CASSANDRA_VERSION}.jar"]
+    marker = json.loads((local_cassandra.jar_dir() / maven_jars.COMPLETE_MARKER).read_text())
+    assert marker["jars"] == [f"cassandra-all-{local_cassandra.CASSANDRA_VERSION}.jar"]
 
 
 def test_cli_help_lists_the_cassandra_commands(capsys: pytest.CaptureFixture[str]):
@@ -123,7 +125,7 @@ pytest_cassandra = pytest.mark.cassandra
 
 @pytest_cassandra
 def test_the_embedded_node_answers_cql_as_cassandra_5_in_datacenter1(
-    embedded_cassandra: cn.CassandraCluster, cql_session: Session
+    embedded_cassandra: local_cassandra.CassandraCluster, cql_session: Session
 ):
     # Given the session's embedded node
     node = embedded_cassandra.nodes[0]
@@ -131,14 +133,16 @@ def test_the_embedded_node_answers_cql_as_cassandra_5_in_datacenter1(
     row = cql_session.execute("SELECT release_version, data_center FROM system.local").one()
     # Then it is Cassandra 5.0.x in the data center the project expects, and its JVM is running
     assert row.release_version.startswith("5.0.")
-    assert row.data_center == cn.LOCAL_DC == "datacenter1"
+    assert row.data_center == local_cassandra.LOCAL_DC == "datacenter1"
     assert node.is_running() and node.cql_answers()
     assert node.rss_bytes() is not None
 
 
 @pytest_cassandra
 def test_stop_leaves_no_jvm_and_a_restart_on_the_same_data_keeps_the_rows(
-    embedded_cassandra: cn.CassandraCluster, cassandra_outage: CassandraOutage, cql_session: Session
+    embedded_cassandra: local_cassandra.CassandraCluster,
+    cassandra_outage: CassandraOutage,
+    cql_session: Session,
 ):
     # Given a row written to the embedded node
     keyspace = f"launcher_{uuid.uuid4().hex[:8]}"
@@ -167,17 +171,18 @@ def test_stop_leaves_no_jvm_and_a_restart_on_the_same_data_keeps_the_rows(
 
 @pytest_cassandra
 def test_the_jvm_dies_with_its_parent_even_on_sigkill(
-    embedded_cassandra: cn.CassandraCluster, tmp_path: Path
+    embedded_cassandra: local_cassandra.CassandraCluster, tmp_path: Path
 ):
     # Given a Python process that starts a node and prints its JVM's pid as soon as it exists
     child_code = textwrap.dedent(
         f"""\
         import threading, time
         from pathlib import Path
-        from orderpipe_dev import cassandra_node as cn
+        from orderpipe_devenv import cassandra as local_cassandra
+        from orderpipe_devenv.processes import find_java, free_port
 
-        settings = cn.ClusterSettings(cql_port=cn.free_port(), storage_port=cn.free_port(), jmx_port=cn.free_port())
-        node = cn.CassandraNode(settings.node_specs()[0], Path({str(tmp_path)!r}), cn.jar_dir(), java=cn.find_java())
+        settings = local_cassandra.ClusterSettings(cql_port=free_port(), storage_port=free_port(), jmx_port=free_port())
+        node = local_cassandra.CassandraNode(settings.node_specs()[0], Path({str(tmp_path)!r}), local_cassandra.jar_dir(), java=find_java())
 
         def report_pid() -> None:
             while node.pid is None:
@@ -206,11 +211,11 @@ def test_the_jvm_dies_with_its_parent_even_on_sigkill(
 @pytest_cassandra
 @pytest.mark.slow
 def test_cli_start_leaves_a_detached_node_that_status_shows_and_stop_ends(
-    embedded_cassandra: cn.CassandraCluster, tmp_path: Path
+    embedded_cassandra: local_cassandra.CassandraCluster, tmp_path: Path
 ):
     # Given free ports and a base dir of our own (a hand-started node may use the defaults)
     base_dir = tmp_path / "cluster"
-    ports = [str(cn.free_port()) for _ in range(3)]
+    ports = [str(free_port()) for _ in range(3)]
     command = [str(ORDERPIPE_SCRIPT), "cassandra"]
     common = ["--base-dir", str(base_dir)]
     try:
@@ -233,7 +238,7 @@ def test_cli_start_leaves_a_detached_node_that_status_shows_and_stop_ends(
         )
         assert started.returncode == 0, started.stdout + started.stderr
         # Then the node outlives the CLI process, and `status` sees it answering CQL
-        state = cn.read_state(base_dir)
+        state = local_cassandra.read_state(base_dir)
         assert state is not None
         pid = state.nodes[0]["pid"]
         assert Path(f"/proc/{pid}").exists()
@@ -248,4 +253,4 @@ def test_cli_start_leaves_a_detached_node_that_status_shows_and_stop_ends(
         after = subprocess.run([*command, "status", *common], capture_output=True, text=True, timeout=60)
         assert after.returncode == 3
     finally:
-        cn.stop_detached(base_dir, timeout=10)
+        local_cassandra.stop_detached(base_dir, timeout=10)

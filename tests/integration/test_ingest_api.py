@@ -14,11 +14,12 @@ from botocore.exceptions import ReadTimeoutError
 
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import MAX_BATCH_BODY_BYTES, MAX_ORDER_BODY_BYTES
-from orderpipe_dev.apigw import FakeLambdaContext, ProxyResponse, proxy_response, rest_proxy_event
-from orderpipe_dev.sample_orders import order_payload
+from orderpipe_devenv.lambda_events import LocalLambdaContext, ProxyResponse, proxy_response, rest_proxy_event
+from orderpipe_devenv.processes import free_port
 from orderpipe_ingest import publisher
 from orderpipe_ingest.handler import lambda_handler
-from tests.fixtures.aws import IngestEnv, free_port
+from orderpipe_testkit.sample_orders import order_payload
+from tests.fixtures.aws import IngestEnv
 
 JSON = {"Content-Type": "application/json"}
 
@@ -33,7 +34,7 @@ def post(
         body=raw if raw is not None else json.dumps(body),
         resource=path,
     )
-    return proxy_response(lambda_handler(event, FakeLambdaContext(function_name="orderpipe-ingest")))
+    return proxy_response(lambda_handler(event, LocalLambdaContext(function_name="orderpipe-ingest")))
 
 
 def assert_error(response: ProxyResponse, status: int, code: str | None = None) -> dict[str, Any]:
@@ -352,7 +353,7 @@ def test_a_base64_body_over_the_limit_is_413(ingest_env: IngestEnv) -> None:
     event = rest_proxy_event(
         "POST", "/orders", headers=JSON, body=b"{" + b" " * MAX_ORDER_BODY_BYTES + b"}", base64_encode=True
     )
-    assert_error(proxy_response(lambda_handler(event, FakeLambdaContext())), 413)
+    assert_error(proxy_response(lambda_handler(event, LocalLambdaContext())), 413)
 
 
 @pytest.mark.parametrize(
@@ -362,7 +363,7 @@ def test_a_base64_body_over_the_limit_is_413(ingest_env: IngestEnv) -> None:
 def test_a_wrong_content_type_is_415(ingest_env: IngestEnv, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     event = rest_proxy_event("POST", "/orders", headers=headers, body=json.dumps(order_payload(1)))
-    assert_error(proxy_response(lambda_handler(event, FakeLambdaContext())), 415, "unsupported_media_type")
+    assert_error(proxy_response(lambda_handler(event, LocalLambdaContext())), 415, "unsupported_media_type")
     assert ingest_env.messages() == []
 
 
@@ -378,4 +379,4 @@ def test_sqs_unreachable_is_503_with_retry_after(sqs_down: IngestEnv, path: str)
 
 def test_unknown_routes_are_404(ingest_env: IngestEnv) -> None:
     event = rest_proxy_event("GET", "/nowhere", headers=JSON)
-    assert_error(proxy_response(lambda_handler(event, FakeLambdaContext())), 404, "not_found")
+    assert_error(proxy_response(lambda_handler(event, LocalLambdaContext())), 404, "not_found")

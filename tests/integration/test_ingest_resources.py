@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from orderpipe_common.tables import IDEMPOTENCY_EXPIRY_ATTRIBUTE, IDEMPOTENCY_PARTITION_KEY
 from orderpipe_common.tuning import PipelineTuning
-from orderpipe_dev.aws_resources import create_order_queues, create_pipeline_resources
+from orderpipe_devenv.aws.resources import create_order_queues, create_pipeline_resources
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -11,9 +11,17 @@ import pytest
 from botocore.config import Config
 
 from orderpipe_common.tuning import DEFAULT_TUNING
-from orderpipe_dev.cli import main
-from orderpipe_dev.operator import QueuePair, inspect_dlq, queue_status, redrive, resolve_queues
-from orderpipe_dev.sample_orders import make_order, message_body
+from orderpipe_ops.cli import main
+from orderpipe_ops.queues import (
+    AlarmThresholds,
+    QueuePair,
+    inspect_dlq,
+    queue_status,
+    redrive,
+    resolve_queues,
+    thresholds_from_alarms,
+)
+from orderpipe_testkit.sample_orders import make_order, message_body
 from tests.fixtures.aws import queue_depth, receive_all
 
 
@@ -29,6 +37,15 @@ def sqs_client(moto_server):
 @pytest.fixture
 def queues(order_queues) -> QueuePair:
     return QueuePair(queue_url=order_queues.queue_url, dlq_url=order_queues.dlq_url)
+
+
+# The thresholds the deployed alarms use (stacks/monitoring.py reads the same tuning).
+THRESHOLDS = AlarmThresholds(
+    queue_visible_messages=DEFAULT_TUNING.alarm_queue_visible_messages,
+    oldest_message_age_seconds=DEFAULT_TUNING.alarm_oldest_message_age_seconds,
+    dlq_visible_messages=DEFAULT_TUNING.alarm_dlq_visible_messages,
+    source="test",
+)
 
 
 def send(sqs, url: str, bodies: list[str]) -> None:
@@ -56,7 +73,7 @@ def test_status_shows_depths_and_the_peeked_age_against_the_alarm_thresholds(sqs
     sqs_client.receive_message(QueueUrl=queues.queue_url, MaxNumberOfMessages=1, VisibilityTimeout=300)
     send(sqs_client, queues.dlq_url, ["dead-1", "dead-2"])
     # When the status is read against the local endpoint
-    status = queue_status(sqs_client, queues, endpoint_url=moto_server.endpoint_url)
+    status = queue_status(sqs_client, queues, thresholds=THRESHOLDS, endpoint_url=moto_server.endpoint_url)
     values = {m.name: m for m in status.measures}
     # Then it shows the depths, an age computed from SentTimestamp, and the DLQ alarm
     assert values["queue visible"].value == 2
@@ -85,11 +102,37 @@ def test_status_reads_the_age_from_cloudwatch_when_asked(sqs_client, queues, mot
         ],
     )
     # When the status is read from CloudWatch (as deployed)
-    status = queue_status(sqs_client, queues, age_source="cloudwatch", cloudwatch=cloudwatch)
+    status = queue_status(
+        sqs_client, queues, thresholds=THRESHOLDS, age_source="cloudwatch", cloudwatch=cloudwatch
+    )
     age = next(m for m in status.measures if m.name == "queue oldest message age")
     # Then the metric's value is shown, in alarm, and the source says CloudWatch
     assert age.value == 420 and age.alarming
     assert "CloudWatch" in status.age_source
+
+
+def test_thresholds_are_read_from_the_alarms_that_watch_the_queues(sqs_client, queues, moto_server):
+    # Given the queues with the alarms the stack defines (created as the local runtime creates them),
+    # and an unrelated alarm on another queue's depth
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    cloudwatch.put_metric_alarm(
+        AlarmName="someone-elses-backlog",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": "someone-elses-queue"}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    # When the thresholds are read for these queues
+    thresholds = thresholds_from_alarms(cloudwatch, queues)
+    # Then each is its own alarm's threshold: the tuning's, not the other queue's
+    assert thresholds.queue_visible_messages == DEFAULT_TUNING.alarm_queue_visible_messages
+    assert thresholds.oldest_message_age_seconds == DEFAULT_TUNING.alarm_oldest_message_age_seconds
+    assert thresholds.dlq_visible_messages == DEFAULT_TUNING.alarm_dlq_visible_messages
+    assert "alarms" in thresholds.source
 
 
 def test_inspect_explains_each_dead_letter_and_consumes_none(sqs_client, queues):

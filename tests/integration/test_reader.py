@@ -10,12 +10,17 @@ import pytest
 
 from orderpipe_common.model import Order
 from orderpipe_common.tables import CACHE_EXPIRY_ATTRIBUTE, CACHE_ORDER_ATTRIBUTE, CACHE_PARTITION_KEY
-from orderpipe_dev.apigw import FakeLambdaContext, ProxyResponse, proxy_response, rest_proxy_event
-from orderpipe_dev.aws_resources import Table
-from orderpipe_dev.function_state import reset_function_caches
-from orderpipe_dev.sample_orders import make_order, message_body
-from orderpipe_dev.sqs_events import sqs_event_from_bodies
+from orderpipe_devenv.aws.resources import Table
+from orderpipe_devenv.lambda_events import (
+    LocalLambdaContext,
+    ProxyResponse,
+    proxy_response,
+    rest_proxy_event,
+    sqs_event_from_bodies,
+)
 from orderpipe_reader import handler as reader
+from orderpipe_testkit.process_state import reset_function_caches
+from orderpipe_testkit.sample_orders import make_order, message_body
 from orderpipe_writer import handler as writer
 
 pytestmark = pytest.mark.cassandra
@@ -34,11 +39,11 @@ def reader_env(
 
 def get_order(order_id: object) -> ProxyResponse:
     event = rest_proxy_event("GET", f"/orders/{order_id}", resource="/orders/{order_id}")
-    return proxy_response(reader.lambda_handler(event, FakeLambdaContext(function_name="orderpipe-reader")))
+    return proxy_response(reader.lambda_handler(event, LocalLambdaContext(function_name="orderpipe-reader")))
 
 
 def write(order: Order) -> None:
-    response = writer.lambda_handler(sqs_event_from_bodies([message_body(order)]), FakeLambdaContext())
+    response = writer.lambda_handler(sqs_event_from_bodies([message_body(order)]), LocalLambdaContext())
     assert response == {"batchItemFailures": []}
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
-from orderpipe_dev.sample_orders import make_orders, message_body
-from orderpipe_dev.sqs_events import sqs_event_from_bodies
+from orderpipe_devenv.lambda_events import sqs_event_from_bodies
+from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer import handler
 from tests.fixtures.cassandra import wait_until_queryable
 

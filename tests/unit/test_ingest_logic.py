@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from orderpipe_common.envelope import parse_envelope
-from orderpipe_dev.sample_orders import order_payload
 from orderpipe_ingest.logic import BatchRejected, accept_batch, accept_order
 from orderpipe_ingest.publisher import FailedEntry, QueueUnavailable
+from orderpipe_testkit.sample_orders import order_payload
 
 
 class FakeQueue:

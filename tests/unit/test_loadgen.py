@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from orderpipe_dev.loadgen import LoadConfig, percentile, run_load
-from orderpipe_dev.loadgen.generator import accepted_ids
-from orderpipe_dev.loadgen.stats import summarize_ms
+from orderpipe_testkit.loadgen import LoadConfig, percentile, run_load
+from orderpipe_testkit.loadgen.generator import accepted_ids
+from orderpipe_testkit.loadgen.stats import summarize_ms
 
 
 class ScriptedApi:

@@ -236,7 +236,7 @@ def test_an_accepted_order_equals_the_same_order_validated_from_scratch() -> Non
     from zoneinfo import ZoneInfo
 
     from orderpipe_common.model import Order, OrderRequest
-    from orderpipe_dev.sample_orders import order_payload
+    from orderpipe_testkit.sample_orders import order_payload
 
     request = OrderRequest.model_validate(order_payload(21, with_address=True))
     moment = datetime(2026, 11, 24, 7, 30, 15, 123_987, tzinfo=ZoneInfo("Europe/Paris"))

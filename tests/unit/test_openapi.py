@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from orderpipe_common.model import MAX_LINE_ITEMS_PER_ORDER, MAX_ORDERS_PER_BATCH
-from orderpipe_dev.openapi import DEFAULT_OUTPUT, REGENERATE_COMMAND, generate
+from orderpipe_devenv.openapi import DEFAULT_OUTPUT, REGENERATE_COMMAND, generate
 
 
 def test_committed_document_matches_the_code() -> None:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from orderpipe_common.model import Order
-from orderpipe_dev.sample_orders import make_orders, message_body
-from orderpipe_dev.sqs_events import sqs_event_from_bodies
+from orderpipe_devenv.lambda_events import sqs_event_from_bodies
+from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer import handler
 from orderpipe_writer.store import Outcomes
 

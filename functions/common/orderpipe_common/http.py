@@ -144,7 +144,7 @@ def json_request_body(
 ) -> dict[str, Any]:
     """An OpenAPI `requestBody` (for a route's `openapi_extensions=`) referring to `model`'s component.
 
-    The OpenAPI generator (tools/orderpipe_dev/openapi.py) adds the model's schema to the components;
+    The OpenAPI generator (devenv/orderpipe_devenv/openapi.py) adds the model's schema to the components;
     list the model among the module's `OPENAPI_COMPONENT_MODELS`.
     """
     reference = {"$ref": f"#/components/schemas/{model.__name__}"}

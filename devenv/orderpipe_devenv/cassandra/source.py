@@ -1,0 +1,196 @@
+"""Where Cassandra comes from, for the tests and the local runtime alike.
+
+In this order:
+1. an existing cluster named by environment: CASSANDRA_CONTACT_POINTS (+ CASSANDRA_PORT,
+   CASSANDRA_LOCAL_DC, CASSANDRA_USERNAME/CASSANDRA_PASSWORD);
+2. a testcontainers Cassandra container, when a Docker engine answers;
+3. the embedded node (orderpipe_devenv.cassandra.node), fetching its jars if needed.
+`ORDERPIPE_CASSANDRA_SOURCE=environment|container|embedded` forces one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from orderpipe_devenv import cassandra as local_cassandra
+from orderpipe_devenv.processes import JavaNotFoundError, find_java, free_port
+
+log = logging.getLogger("orderpipe.cassandra")
+
+Source = Literal["environment", "container", "embedded"]
+SOURCES: tuple[Source, ...] = ("environment", "container", "embedded")
+CONTAINER_IMAGE = f"cassandra:{local_cassandra.CASSANDRA_VERSION}"
+
+
+class CassandraUnavailable(RuntimeError):
+    """No Cassandra could be had; the message says why."""
+
+
+@dataclass(frozen=True)
+class CassandraEndpoint:
+    contact_points: tuple[str, ...]
+    port: int
+    local_dc: str
+    username: str | None
+    password: str | None
+    source: Source
+
+    def settings_env(self, keyspace: str) -> dict[str, str]:
+        """The environment `CassandraSettings` reads, for this endpoint and `keyspace`."""
+        env = {
+            "CASSANDRA_CONTACT_POINTS": ",".join(self.contact_points),
+            "CASSANDRA_PORT": str(self.port),
+            "CASSANDRA_LOCAL_DC": self.local_dc,
+            "CASSANDRA_KEYSPACE": keyspace,
+            # On replication factor 1 LOCAL_QUORUM is one replica; the same level as deployed.
+            "CASSANDRA_WRITE_CONSISTENCY": "LOCAL_QUORUM",
+            "CASSANDRA_READ_CONSISTENCY": "LOCAL_QUORUM",
+        }
+        if self.username and self.password:
+            env["CASSANDRA_USERNAME"] = self.username
+            env["CASSANDRA_PASSWORD"] = self.password
+        return env
+
+
+@dataclass(frozen=True)
+class ProvidedCassandra:
+    endpoint: CassandraEndpoint
+    embedded: local_cassandra.CassandraCluster | None  # set only when the source is the embedded node
+
+
+def from_environment() -> CassandraEndpoint | None:
+    hosts = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
+    if not hosts:
+        return None
+    return CassandraEndpoint(
+        contact_points=tuple(host.strip() for host in hosts.split(",") if host.strip()),
+        port=int(os.environ.get("CASSANDRA_PORT", "9042")),
+        local_dc=os.environ.get("CASSANDRA_LOCAL_DC", local_cassandra.LOCAL_DC),
+        username=os.environ.get("CASSANDRA_USERNAME") or None,
+        password=os.environ.get("CASSANDRA_PASSWORD") or None,
+        source="environment",
+    )
+
+
+def docker_engine_answers(timeout_seconds: float = 2.0) -> bool:
+    """Fast: without DOCKER_HOST or a docker socket there is nothing to ask (no client import)."""
+    sockets = [Path("/var/run/docker.sock"), Path.home() / ".docker" / "run" / "docker.sock"]
+    if runtime_dir := os.environ.get("XDG_RUNTIME_DIR"):
+        sockets.append(Path(runtime_dir) / "docker.sock")
+    if not os.environ.get("DOCKER_HOST") and not any(path.exists() for path in sockets):
+        return False
+    try:
+        import docker
+
+        client = docker.from_env(timeout=int(max(1, timeout_seconds)))
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # any failure to reach the engine means "no Docker here"
+        return False
+
+
+@contextmanager
+def _from_container() -> Iterator[ProvidedCassandra]:
+    try:
+        from testcontainers.community.cassandra import CassandraContainer
+    except ImportError:  # older testcontainers layouts
+        from testcontainers.cassandra import CassandraContainer
+
+    container = CassandraContainer(CONTAINER_IMAGE)
+    try:
+        container.start()
+    except Exception as error:
+        raise CassandraUnavailable(
+            f"the Cassandra container ({CONTAINER_IMAGE}) did not start: {error}"
+        ) from error
+    try:
+        ((host, port),) = container.get_contact_points()
+        endpoint = CassandraEndpoint(
+            contact_points=(host,),
+            port=int(port),
+            local_dc=container.get_local_datacenter(),
+            username=None,
+            password=None,
+            source="container",
+        )
+        yield ProvidedCassandra(endpoint, None)
+    finally:
+        container.stop()
+
+
+@contextmanager
+def _from_embedded_node(settings: local_cassandra.ClusterSettings) -> Iterator[ProvidedCassandra]:
+    try:
+        find_java()
+        local_cassandra.fetch_jars()
+    except (JavaNotFoundError, local_cassandra.CassandraError) as error:
+        raise CassandraUnavailable(str(error)) from error
+    cluster = local_cassandra.CassandraCluster(settings)
+    try:
+        cluster.start()
+    except local_cassandra.CassandraError as error:
+        raise CassandraUnavailable(f"the embedded node did not start: {error}") from error
+    try:
+        endpoint = CassandraEndpoint(
+            contact_points=tuple(cluster.contact_points),
+            port=cluster.port,
+            local_dc=cluster.local_dc,
+            username=None,
+            password=None,
+            source="embedded",
+        )
+        yield ProvidedCassandra(endpoint, cluster)
+    finally:
+        cluster.stop()
+
+
+def free_port_cluster_settings() -> local_cassandra.ClusterSettings:
+    """One node on free ports: never clashes with a hand-started node or another session."""
+    return local_cassandra.ClusterSettings(
+        nodes=1, cql_port=free_port(), storage_port=free_port(), jmx_port=free_port()
+    )
+
+
+@contextmanager
+def provide_cassandra(
+    forced: str | None = None, *, embedded_settings: local_cassandra.ClusterSettings | None = None
+) -> Iterator[ProvidedCassandra]:
+    """A Cassandra for the duration of the `with` block (stopped at its end if we started it)."""
+    forced = (
+        (forced if forced is not None else os.environ.get("ORDERPIPE_CASSANDRA_SOURCE", "")).strip().lower()
+    )
+    if forced and forced not in SOURCES:
+        raise CassandraUnavailable(f"ORDERPIPE_CASSANDRA_SOURCE={forced!r}: use one of {', '.join(SOURCES)}")
+
+    if forced in {"", "environment"}:
+        endpoint = from_environment()
+        if endpoint is not None:
+            log.info(
+                "using the Cassandra cluster named by CASSANDRA_CONTACT_POINTS: %s", endpoint.contact_points
+            )
+            yield ProvidedCassandra(endpoint, None)
+            return
+        if forced:
+            raise CassandraUnavailable(
+                "ORDERPIPE_CASSANDRA_SOURCE=environment but CASSANDRA_CONTACT_POINTS is not set"
+            )
+
+    if forced == "container" or (not forced and docker_engine_answers()):
+        log.info("starting a Cassandra container (%s)", CONTAINER_IMAGE)
+        with _from_container() as provided:
+            yield provided
+        return
+
+    log.info(
+        "starting the embedded Cassandra %s node (no Docker engine here)", local_cassandra.CASSANDRA_VERSION
+    )
+    with _from_embedded_node(embedded_settings or free_port_cluster_settings()) as provided:
+        yield provided

@@ -1,0 +1,1 @@
+"""The local environment's command groups of the `orderpipe` CLI (see orderpipe_ops.cli)."""

@@ -1,0 +1,178 @@
+"""`orderpipe run`: the whole pipeline on this machine (the README's run command)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+AUDIENCE = "developer"  # who this command is for (orderpipe_ops.cli groups --help by it)
+DEFAULT_PORT = 8080
+
+
+def _tuning_override(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run the whole pipeline locally (API, queue, writer, reader, Cassandra)",
+        description=(
+            "Run the whole pipeline on this machine: Cassandra (an existing cluster from "
+            "CASSANDRA_CONTACT_POINTS, else a container where Docker runs, else the embedded node), "
+            "ElasticMQ for SQS and moto server for DynamoDB (unless AWS_ENDPOINT_URL names another "
+            "endpoint; --sqs moto puts SQS on moto too), the "
+            "real ingest/reader handlers behind an API Gateway emulator, and the real writer behind "
+            "an SQS event-source emulator. Ctrl-C stops everything."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address the API listens on (loopback only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="API port (0 picks a free one)")
+    parser.add_argument("--api-key", help="the API key clients must send as x-api-key (default: generated)")
+    parser.add_argument("--keyspace", default="orderpipe", help="Cassandra keyspace")
+    parser.add_argument(
+        "--tuning",
+        metavar="NAME=VALUE",
+        type=_tuning_override,
+        action="append",
+        default=[],
+        help="override a pipeline setting shared with the stack, e.g. writer_batch_size=50 (repeatable)",
+    )
+    parser.add_argument("--ingest-concurrency", type=int, default=2, help="ingest execution environments")
+    parser.add_argument("--reader-concurrency", type=int, default=2, help="reader execution environments")
+    parser.add_argument(
+        "--cassandra-source",
+        choices=["environment", "container", "embedded"],
+        help="force where Cassandra comes from (default: the first that is available)",
+    )
+    parser.add_argument(
+        "--sqs",
+        choices=["elasticmq", "moto"],
+        default="elasticmq",
+        help="SQS server when AWS_ENDPOINT_URL is not set (moto slows down as the queue fills)",
+    )
+    parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    parser.add_argument("--quiet-requests", action="store_true", help="don't log one line per request/batch")
+    parser.set_defaults(handler=run)
+
+
+def _stop_on_ctrl_c_or_sigterm() -> threading.Event:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM.
+
+    Installed explicitly: a process started in the background by a non-interactive shell (a CI job,
+    a supervisor) inherits SIGINT as ignored, and Python keeps it ignored, so Ctrl-C would do nothing.
+    """
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handle)
+    return stop
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    from contextlib import ExitStack
+
+    from rich.console import Console
+
+    from orderpipe_common.tuning import DEFAULT_TUNING
+    from orderpipe_devenv.aws.endpoints import local_aws
+    from orderpipe_devenv.cassandra.source import CassandraUnavailable, provide_cassandra
+    from orderpipe_devenv.processes import free_port
+    from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
+
+    console = Console(stderr=True)
+    if args.quiet_requests:
+        for name in ("orderpipe.api", "orderpipe.event_source"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    tuning = DEFAULT_TUNING.with_overrides(dict(args.tuning))
+    with ExitStack() as stack:
+        try:
+            cassandra = stack.enter_context(provide_cassandra(args.cassandra_source))
+        except CassandraUnavailable as error:
+            console.print(f"[red]No Cassandra:[/red] {error}")
+            return 2
+        aws_endpoint = os.environ.get("AWS_ENDPOINT_URL")
+        sqs_endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS")
+        if not aws_endpoint:
+            with console.status(f"starting moto server (DynamoDB) and {args.sqs} (SQS)"):
+                aws = stack.enter_context(local_aws(args.sqs))
+            aws_endpoint, sqs_endpoint = aws.endpoint_url, aws.sqs_endpoint_url
+        config = RuntimeConfig(
+            host=args.host,
+            port=args.port or free_port(args.host),
+            keyspace=args.keyspace,
+            tuning=tuning,
+            ingest_concurrency=args.ingest_concurrency,
+            reader_concurrency=args.reader_concurrency,
+            **({"api_key": args.api_key} if args.api_key else {}),
+        )
+        with console.status("creating queues and tables, applying the schema, starting the functions"):
+            runtime = stack.enter_context(
+                LocalRuntime(
+                    config,
+                    cassandra_env=cassandra.endpoint.settings_env(args.keyspace),
+                    aws_endpoint_url=aws_endpoint,
+                    sqs_endpoint_url=sqs_endpoint,
+                )
+            )
+        _print_banner(console, runtime, cassandra.endpoint.source)
+        # From here on Ctrl-C means "stop cleanly" (during start-up it interrupts as usual).
+        stop = _stop_on_ctrl_c_or_sigterm()
+        stop.wait(args.duration)
+        console.print("stopping: API, event source, functions, moto, Cassandra ...")
+    console.print("stopped.")
+    return 0
+
+
+def _print_banner(console: Any, runtime: Any, cassandra_source: str) -> None:
+    from rich.panel import Panel
+
+    url, key = runtime.url, runtime.config.api_key
+    tuning = runtime.config.tuning
+    env = runtime.cassandra_env
+    console.print(
+        Panel(
+            f"[bold]orderpipe is running[/bold]\n"
+            f"API:        {url}\n"
+            f"API key:    {key}\n"
+            f"AWS:        {runtime.aws_endpoint_url}"
+            + (f" (SQS: {runtime.sqs_endpoint_url})" if runtime.sqs_endpoint_url else "")
+            + "\n"
+            f"Cassandra:  {env['CASSANDRA_CONTACT_POINTS']}:{env['CASSANDRA_PORT']} ({cassandra_source}), "
+            f"keyspace {runtime.config.keyspace}\n"
+            f"Writer:     batch {tuning.writer_batch_size}, window {tuning.writer_batching_window_seconds} s, "
+            f"concurrency {tuning.writer_max_concurrency}, visibility {tuning.visibility_timeout_seconds} s, "
+            f"DLQ after {tuning.max_receive_count} receives",
+            expand=False,
+        )
+    )
+    sample = json.dumps(
+        {
+            "customer_id": "cust-42",
+            "currency": "EUR",
+            "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "19.99"}],
+        }
+    )
+    # Plain, unwrapped lines so they paste into a shell as they are.
+    lines = [
+        "POST an order:",
+        f"  curl -s -X POST {url}/orders -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{sample}'",
+        "GET it (put the order_id from the answer in place of ORDER_ID):",
+        f"  curl -s {url}/orders/ORDER_ID -H 'x-api-key: {key}'",
+        "Ctrl-C stops everything.",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)

@@ -1,0 +1,154 @@
+"""An API Gateway (REST API) emulator: HTTP in, REST proxy events to the real handlers, HTTP out.
+
+It enforces what the deployed API enforces before a function sees a request: the API key
+(`x-api-key`, 403 otherwise), the route table (403 "Missing Authentication Token" for unknown
+routes, as API Gateway answers) and the payload size bound (413).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from orderpipe_devenv.lambda_events import match_resource, rest_proxy_event
+
+log = logging.getLogger("orderpipe.api")
+
+# API Gateway's hard limit on a request payload.
+API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    resource: str  # API Gateway's resource path, e.g. /orders/{order_id}
+    invoke: Callable[[dict[str, Any]], Any]
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        return match_resource(self.resource, path) if method == self.method else None
+
+
+class ApiGatewayEmulator:
+    def __init__(
+        self,
+        *,
+        routes: list[Route],
+        api_key: str,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES,
+        stage: str = "local",
+    ) -> None:
+        self.routes = routes
+        self.api_key = api_key
+        self.max_payload_bytes = max_payload_bytes
+        self.stage = stage
+        self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="api-gateway", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request through the gateway: (status, headers, body)."""
+        url = urlsplit(raw_path)
+        route, path_parameters = self._route(method, url.path)
+        if route is None:
+            return _gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token")
+        if headers.get("x-api-key") != self.api_key:
+            return _gateway_error(HTTPStatus.FORBIDDEN, "Forbidden")
+        if len(body) > self.max_payload_bytes:
+            return _gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
+        event = rest_proxy_event(
+            method,
+            url.path,
+            resource=route.resource,
+            headers=headers,
+            body=body or None,  # bytes: a body that is not UTF-8 goes base64-encoded, as API Gateway does
+            path_parameters=path_parameters or None,
+            query_parameters=dict(parse_qsl(url.query)) or None,
+            stage=self.stage,
+        )
+        try:
+            response = route.invoke(event)
+        except Exception:
+            log.exception("function failed on %s %s", method, url.path)
+            return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
+        response_headers = {name: str(value) for name, value in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            response_headers[name] = ", ".join(str(v) for v in values)
+        return int(response["statusCode"]), response_headers, (response.get("body") or "").encode()
+
+    def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        for route in self.routes:
+            parameters = route.match(method, path)
+            if parameters is not None:
+                return route, parameters
+        return None, {}
+
+    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as clients of a real API expect
+            server_version = "orderpipe-local-apigw"
+
+            def _serve(self) -> None:
+                started = time.perf_counter()
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > gateway.max_payload_bytes:
+                    status, headers, body = _gateway_error(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long"
+                    )
+                    self.close_connection = True  # the unread body must not be taken as the next request
+                else:
+                    payload = self.rfile.read(length) if length else b""
+                    request_headers = {name.lower(): value for name, value in self.headers.items()}
+                    status, headers, body = gateway.handle(self.command, self.path, request_headers, payload)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                log.info(
+                    "%s %s -> %d in %.1f ms",
+                    self.command,
+                    self.path,
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # one line per request is logged by _serve
+
+        return RequestHandler
+
+
+def _gateway_error(status: HTTPStatus, message: str) -> tuple[int, dict[str, str], bytes]:
+    return int(status), {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()

@@ -1,0 +1,201 @@
+"""Compose the local pipeline: resources, schema, function environments, gateway, event source."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+from orderpipe_common.settings import from_mapping
+from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
+from orderpipe_devenv.aws import resources as aws_resources
+from orderpipe_devenv.runtime.event_source import SqsEventSource
+from orderpipe_devenv.runtime.gateway import ApiGatewayEmulator, Route
+from orderpipe_devenv.runtime.lambda_pool import LocalFunction
+from orderpipe_schema.handler import apply_schema
+from orderpipe_schema.settings import SchemaSettings
+
+log = logging.getLogger("orderpipe.runtime")
+
+LOCAL_REGION = "us-east-1"
+# moto accepts any credentials; these only keep boto3 from looking for real ones.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    keyspace: str = "orderpipe"
+    replication: dict[str, str | int] = field(
+        default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1}
+    )
+    name_prefix: str = "orderpipe-local"
+    tuning: PipelineTuning = DEFAULT_TUNING
+    ingest_concurrency: int = 2
+    reader_concurrency: int = 2
+    function_log_level: str = "WARNING"
+
+
+class LocalRuntime:
+    """Context manager: everything runs inside `with`, and everything stops at its end."""
+
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        *,
+        cassandra_env: dict[str, str],
+        aws_endpoint_url: str,
+        sqs_endpoint_url: str | None = None,
+    ) -> None:
+        self.config = config
+        self.cassandra_env = {**cassandra_env, "CASSANDRA_KEYSPACE": config.keyspace}
+        self.aws_endpoint_url = aws_endpoint_url
+        # SQS on its own server (ElasticMQ): boto3's service-specific AWS_ENDPOINT_URL_SQS.
+        self.sqs_endpoint_url = sqs_endpoint_url
+        self.resources: aws_resources.PipelineResources | None = None
+        self.functions: dict[str, LocalFunction] = {}
+        self.gateway: ApiGatewayEmulator | None = None
+        self.event_source: SqsEventSource | None = None
+
+    @property
+    def aws_env(self) -> dict[str, str]:
+        env = {
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            **LOCAL_CREDENTIALS,
+        }
+        if self.sqs_endpoint_url:
+            env["AWS_ENDPOINT_URL_SQS"] = self.sqs_endpoint_url
+        return env
+
+    def client(self, service: Any) -> Any:
+        endpoint = self.sqs_endpoint_url if service == "sqs" and self.sqs_endpoint_url else None
+        return boto3.client(
+            service,
+            endpoint_url=endpoint or self.aws_endpoint_url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def _function_env(self, service: str, extra: dict[str, str]) -> dict[str, str]:
+        return {
+            **self.aws_env,
+            "POWERTOOLS_SERVICE_NAME": service,
+            "POWERTOOLS_METRICS_NAMESPACE": "orderpipe",
+            "POWERTOOLS_LOG_LEVEL": self.config.function_log_level,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            # EMF metric lines on stdout are for CloudWatch; locally they'd drown the request log.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            **extra,
+        }
+
+    def start(self) -> None:
+        config, tuning = self.config, self.config.tuning
+        log.info("creating queues and tables on %s", self.aws_endpoint_url)
+        self.resources = aws_resources.create_pipeline_resources(
+            config.name_prefix,
+            tuning=tuning,
+            sqs=self.client("sqs"),
+            dynamodb=self.client("dynamodb"),
+            cloudwatch=self.client("cloudwatch"),
+        )
+        log.info("applying the schema to keyspace %s", config.keyspace)
+        apply_schema(
+            from_mapping(SchemaSettings, self.cassandra_env, cassandra_replication=config.replication)
+        )
+        cassandra = {
+            **self.cassandra_env,
+            "CASSANDRA_WRITE_CONSISTENCY": tuning.write_consistency,
+            "CASSANDRA_READ_CONSISTENCY": tuning.read_consistency,
+        }
+        resources = self.resources
+        self.functions = {
+            "ingest": LocalFunction(
+                name="ingest",
+                handler="orderpipe_ingest.handler.lambda_handler",
+                concurrency=config.ingest_concurrency,
+                environment=self._function_env(
+                    "ingest",
+                    {
+                        "ORDERS_QUEUE_URL": resources.queue_url,
+                        "IDEMPOTENCY_TABLE_NAME": resources.idempotency_table.name,
+                    },
+                ),
+            ),
+            "reader": LocalFunction(
+                name="reader",
+                handler="orderpipe_reader.handler.lambda_handler",
+                concurrency=config.reader_concurrency,
+                environment=self._function_env(
+                    "reader",
+                    {
+                        **cassandra,
+                        "CACHE_TABLE_NAME": resources.cache_table.name,
+                        "CACHE_TTL_SECONDS": str(tuning.cache_ttl_seconds),
+                    },
+                ),
+            ),
+            "writer": LocalFunction(
+                name="writer",
+                handler="orderpipe_writer.handler.lambda_handler",
+                concurrency=tuning.writer_max_concurrency,
+                environment=self._function_env("writer", cassandra),
+            ),
+        }
+        for function in self.functions.values():
+            function.warm_up()
+        self.gateway = ApiGatewayEmulator(
+            host=config.host,
+            port=config.port,
+            api_key=config.api_key,
+            routes=[
+                Route("POST", "/orders", self.functions["ingest"].invoke),
+                Route("POST", "/orders/batch", self.functions["ingest"].invoke),
+                Route("GET", "/orders/{order_id}", self.functions["reader"].invoke),
+            ],
+        )
+        self.event_source = SqsEventSource(
+            sqs_client=self.client("sqs"),
+            queue_url=resources.queue_url,
+            queue_arn=resources.queue_arn,
+            invoke=self.functions["writer"].invoke,
+            batch_size=tuning.writer_batch_size,
+            batching_window_seconds=tuning.writer_batching_window_seconds,
+            max_concurrency=tuning.writer_max_concurrency,
+        )
+        self.gateway.start()
+        self.event_source.start()
+
+    def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.event_source is not None:
+            self.event_source.stop()
+        for function in self.functions.values():
+            function.close()
+        self.gateway, self.event_source, self.functions = None, None, {}
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None, "the runtime is not started"
+        return self.gateway.url
+
+    def __enter__(self) -> LocalRuntime:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

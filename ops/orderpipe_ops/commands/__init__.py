@@ -1,0 +1,1 @@
+"""The operators' command groups of the `orderpipe` CLI (see orderpipe_ops.cli)."""

@@ -1,0 +1,111 @@
+"""`orderpipe load`: POST orders at a base URL and measure what comes back (a bounded run)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+AUDIENCE = "developer"  # who this command is for (orderpipe_ops.cli groups --help by it)
+DEFAULT_REPORT = Path("load-report.json")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "load",
+        help="generate load against an orderpipe API and report latency, throughput and errors",
+        description=(
+            "POST orders (one per request, or batches) to BASE_URL at a target rate or a fixed "
+            "concurrency, for a duration or a count; measure accept latency (p50/p90/p99/max), "
+            "throughput, errors by status, and visibility latency (POST -> first GET 200) on a sample "
+            "of orders it polls. Writes a JSON report and a PNG plot. Always stops by itself, and only "
+            "talks to BASE_URL."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("base_url", metavar="BASE_URL", help="the API's base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("ORDERPIPE_API_KEY"),
+        help="sent as x-api-key (default: $ORDERPIPE_API_KEY)",
+    )
+    pace = parser.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, help="target rate in orders/s (open loop)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="requests in flight at most; without --rate the workers send back to back (closed loop)",
+    )
+    bound = parser.add_mutually_exclusive_group()
+    bound.add_argument("--duration", type=float, help="seconds to send for")
+    bound.add_argument("--count", type=int, help="orders to send (rounded up to whole requests)")
+    parser.add_argument(
+        "--batch-size", type=int, default=1, help="orders per request: 1 posts /orders, more /orders/batch"
+    )
+    parser.add_argument("--profile", choices=["small", "mixed", "large"], default="mixed", help="order sizes")
+    parser.add_argument(
+        "--visibility-every",
+        type=float,
+        default=0.25,
+        metavar="SECONDS",
+        help="poll one accepted order this often until readable (0: no visibility sampling)",
+    )
+    parser.add_argument(
+        "--visibility-timeout", type=float, default=30.0, help="give up on a sampled order after"
+    )
+    parser.add_argument("--poll-interval", type=float, default=0.05, help="seconds between GETs of a sample")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    parser.add_argument("--report", type=Path, default=DEFAULT_REPORT, help="JSON report path")
+    parser.add_argument("--plot", type=Path, help="PNG plot path (default: the report's path with .png)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from orderpipe_testkit.loadgen import LoadConfig, run_load
+    from orderpipe_testkit.loadgen.progress import LiveProgress, print_summary
+
+    console = Console(stderr=True)
+    if not args.api_key:
+        console.print("[red]No API key:[/red] pass --api-key or set ORDERPIPE_API_KEY")
+        return 2
+    if args.duration is None and args.count is None:
+        args.duration = 10.0
+    config = LoadConfig(
+        base_url=args.base_url,
+        api_key=args.api_key,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        duration_s=args.duration,
+        count=args.count,
+        batch_size=args.batch_size,
+        profile=args.profile,
+        visibility_every_s=args.visibility_every,
+        visibility_timeout_s=args.visibility_timeout,
+        visibility_poll_interval_s=args.poll_interval,
+        request_timeout_s=args.timeout,
+    )
+    try:
+        config.validate()
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        return 2
+    with LiveProgress(console, config) as live:
+        report = run_load(config, progress=live.update)
+    summary = report.as_dict()
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(console, summary)
+    console.print(f"report: {args.report}")
+    if not args.no_plot:
+        from orderpipe_testkit.loadgen.plot import plot_report
+
+        plot_path = plot_report(report, args.plot or args.report.with_suffix(".png"))
+        console.print(f"plot:   {plot_path}")
+    return 0 if summary["requests_ok"] else 1

@@ -1,0 +1,34 @@
+"""The ops package stands alone: what it knows of the envelope agrees with the functions' code."""
+
+from __future__ import annotations
+
+import json
+import typing
+
+from orderpipe_common import envelope
+from orderpipe_ops import queues
+from orderpipe_testkit.sample_orders import make_order, message_body
+
+
+def test_the_shape_check_knows_every_envelope_version_the_writer_reads():
+    # Given the versions the writer's envelope model accepts
+    writer_versions = set(typing.get_args(envelope.OrderEnvelopeV1.model_fields["schema_version"].annotation))
+    # Then the ops package's shape check knows exactly those
+    assert writer_versions == set(queues.KNOWN_SCHEMA_VERSIONS)
+
+
+def test_the_shape_check_tells_poison_from_an_order_as_far_as_shape_goes():
+    # Given a real envelope and three kinds of poison
+    order = make_order(3)
+    cases = {
+        message_body(order): str(order.order_id),
+        "not json": None,
+        json.dumps({"schema_version": 99, "order": {"order_id": str(order.order_id)}}): None,
+        json.dumps({"schema_version": 1, "order": {"customer_id": "c"}}): None,
+    }
+    for body, expected_id in cases.items():
+        # When each is explained by shape alone
+        order_id, _order, reason = queues._explain_shape(body)
+        # Then only the real envelope has an id, and each reason says what it found
+        assert order_id == expected_id
+        assert reason.startswith("readable" if expected_id else "unreadable envelope")

@@ -1,1 +1,0 @@
-"""Command groups of the `orderpipe` CLI: one module each, exposing `register(subparsers)`."""
