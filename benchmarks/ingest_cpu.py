@@ -25,6 +25,7 @@ from benchmarks.common import (
 from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event
 from orderpipe_testkit.loadgen.orders import BodyPool
+from orderpipe_testkit.process_state import reset_process_state
 
 
 class NoOpPublisher:
@@ -56,17 +57,17 @@ def run(
     with environment(env):
         from orderpipe_ingest import handler, publisher
 
-        handler.reset_process_state()
+        reset_process_state()
         no_op = NoOpPublisher()
         original = publisher.get_publisher
-        publisher.get_publisher = lambda: no_op  # type: ignore[assignment]
+        publisher.get_publisher = lambda: no_op
         try:
             return _measure(
                 handler, no_op, orders=orders, rounds=rounds, batch_size=batch_size, progress=progress
             )
         finally:
             publisher.get_publisher = original
-            handler.reset_process_state()
+            reset_process_state()
 
 
 def _measure(

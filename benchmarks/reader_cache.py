@@ -23,7 +23,7 @@ from orderpipe_devenv.aws import resources as aws_resources
 from orderpipe_devenv.aws.moto_server import MotoServerProcess
 from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event, sqs_event_from_bodies
 from orderpipe_testkit.loadgen.orders import order_payload
-from orderpipe_testkit.process_state import reset_function_caches
+from orderpipe_testkit.process_state import reset_process_state
 
 
 def _get(reader: Any, order_id: uuid.UUID, context: LocalLambdaContext) -> float:
@@ -79,7 +79,7 @@ def run(
             from orderpipe_reader.store import CassandraOrderSource
             from orderpipe_writer import handler as writer
 
-            reset_function_caches()
+            reset_process_state()
             context = LocalLambdaContext(function_name="reader")
             for start in range(0, orders, 100):
                 response = writer.lambda_handler(
@@ -103,8 +103,7 @@ def run(
                 for number in range(rounds + 1):  # round 0 warms connections and code paths
                     table = aws_resources.create_cache_table(f"bench-cache-{number}", dynamodb=dynamodb)
                     with environment({"CACHE_TABLE_NAME": table.name}):
-                        reader.get_settings.cache_clear()
-                        reader.get_cache.cache_clear()
+                        reset_process_state()
                         misses = [_get(reader, order_id, context) for order_id in ids]
                         hits = [_get(reader, order_id, context) for order_id in ids]
                         reads["count"] = 0
@@ -125,7 +124,7 @@ def run(
                     )
             finally:
                 CassandraOrderSource.find = original_find  # type: ignore[method-assign]
-                reset_function_caches()
+                reset_process_state()
 
     miss, hit = statistics.median(miss_rounds), statistics.median(hit_rounds)
     per_get = statistics.median(reads_per_get)

@@ -23,6 +23,7 @@ from orderpipe_common import cassandra_session
 from orderpipe_common.order_rows import INSERT_ORDER_CQL, order_to_row
 from orderpipe_common.tuning import DEFAULT_TUNING
 from orderpipe_devenv.lambda_events import LocalLambdaContext, sqs_event_from_bodies
+from orderpipe_testkit.process_state import reset_process_state
 from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer.settings import WriterSettings
 
@@ -44,8 +45,7 @@ def run(
     with environment(
         {**cassandra_env, "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true"}
     ):
-        handler.get_store.cache_clear()
-        cassandra_session.reset_session()
+        reset_process_state()
         settings = WriterSettings()
         orders = make_orders(rows)
         events = [
@@ -102,7 +102,7 @@ def run(
                 samples[name].append(rows / elapsed)
                 progress(f"round {round_number + 1}/{rounds} {name}: {rows / elapsed:,.0f} rows/s")
         session.cluster.shutdown()
-        cassandra_session.reset_session()
+        reset_process_state()
 
     median = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
     return BenchmarkResult(

@@ -18,6 +18,7 @@ from orderpipe_devenv.lambda_events import LocalLambdaContext, ProxyResponse, pr
 from orderpipe_devenv.processes import free_port
 from orderpipe_ingest import publisher
 from orderpipe_ingest.handler import lambda_handler
+from orderpipe_testkit.process_state import reset_process_state
 from orderpipe_testkit.sample_orders import order_payload
 from tests.fixtures.aws import IngestEnv
 
@@ -77,9 +78,9 @@ def sqs_client_replaced_by(client: Any) -> Iterator[None]:
     """The ingest's publisher uses `client` (undone before the ingest_env fixture resets its state)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(publisher, "get_sqs_client", lambda: client)
-        publisher.get_publisher.cache_clear()
+        reset_process_state()
         yield
-    publisher.get_publisher.cache_clear()
+    reset_process_state()
 
 
 @pytest.fixture
@@ -93,8 +94,7 @@ def flaky_sqs(ingest_env: IngestEnv) -> Iterator[FlakyBatchClient]:
 def sqs_down(ingest_env: IngestEnv, monkeypatch: pytest.MonkeyPatch) -> IngestEnv:
     """SQS at a closed port (DynamoDB still reachable)."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{free_port()}")
-    publisher.get_sqs_client.cache_clear()
-    publisher.get_publisher.cache_clear()
+    reset_process_state()
     return ingest_env
 
 
@@ -240,8 +240,7 @@ def test_a_failure_is_not_remembered_under_the_key(
     assert_error(post("/orders", payload, headers={"Idempotency-Key": "later"}), 503)
     # When SQS is back and the producer retries with the same key
     monkeypatch.delenv("AWS_ENDPOINT_URL_SQS")
-    publisher.get_sqs_client.cache_clear()
-    publisher.get_publisher.cache_clear()
+    reset_process_state()
     retried = post("/orders", payload, headers={"Idempotency-Key": "later"})
     # Then the order is accepted now (the 503 was not replayed)
     assert retried.status == 202

@@ -19,7 +19,7 @@ from orderpipe_devenv.lambda_events import (
     sqs_event_from_bodies,
 )
 from orderpipe_reader import handler as reader
-from orderpipe_testkit.process_state import reset_function_caches
+from orderpipe_testkit.process_state import reset_process_state
 from orderpipe_testkit.sample_orders import make_order, message_body
 from orderpipe_writer import handler as writer
 
@@ -32,9 +32,9 @@ def reader_env(
 ) -> Iterator[Table]:
     monkeypatch.setenv("CACHE_TABLE_NAME", cache_table.name)
     monkeypatch.setenv("CACHE_TTL_SECONDS", "300")
-    reset_function_caches()
+    reset_process_state()
     yield cache_table
-    reset_function_caches()
+    reset_process_state()
 
 
 def get_order(order_id: object) -> ProxyResponse:
@@ -112,7 +112,7 @@ def test_dynamodb_unreachable_still_reads_from_cassandra(reader_env, monkeypatch
     order = make_order(4300)
     write(order)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    reset_function_caches()
+    reset_process_state()
     # When it is read
     response = get_order(order.order_id)
     # Then the GET still answers 200 with the order

@@ -28,7 +28,7 @@ SOURCES: tuple[Source, ...] = ("environment", "container", "embedded")
 CONTAINER_IMAGE = f"cassandra:{local_cassandra.CASSANDRA_VERSION}"
 
 
-class CassandraUnavailable(RuntimeError):
+class CassandraUnavailableError(RuntimeError):
     """No Cassandra could be had; the message says why."""
 
 
@@ -108,7 +108,7 @@ def _from_container() -> Iterator[ProvidedCassandra]:
     try:
         container.start()
     except Exception as error:
-        raise CassandraUnavailable(
+        raise CassandraUnavailableError(
             f"the Cassandra container ({CONTAINER_IMAGE}) did not start: {error}"
         ) from error
     try:
@@ -132,12 +132,12 @@ def _from_embedded_node(settings: local_cassandra.ClusterSettings) -> Iterator[P
         find_java()
         local_cassandra.fetch_jars()
     except (JavaNotFoundError, local_cassandra.CassandraError) as error:
-        raise CassandraUnavailable(str(error)) from error
+        raise CassandraUnavailableError(str(error)) from error
     cluster = local_cassandra.CassandraCluster(settings)
     try:
         cluster.start()
     except local_cassandra.CassandraError as error:
-        raise CassandraUnavailable(f"the embedded node did not start: {error}") from error
+        raise CassandraUnavailableError(f"the embedded node did not start: {error}") from error
     try:
         endpoint = CassandraEndpoint(
             contact_points=tuple(cluster.contact_points),
@@ -168,7 +168,9 @@ def provide_cassandra(
         (forced if forced is not None else os.environ.get("ORDERPIPE_CASSANDRA_SOURCE", "")).strip().lower()
     )
     if forced and forced not in SOURCES:
-        raise CassandraUnavailable(f"ORDERPIPE_CASSANDRA_SOURCE={forced!r}: use one of {', '.join(SOURCES)}")
+        raise CassandraUnavailableError(
+            f"ORDERPIPE_CASSANDRA_SOURCE={forced!r}: use one of {', '.join(SOURCES)}"
+        )
 
     if forced in {"", "environment"}:
         endpoint = from_environment()
@@ -179,7 +181,7 @@ def provide_cassandra(
             yield ProvidedCassandra(endpoint, None)
             return
         if forced:
-            raise CassandraUnavailable(
+            raise CassandraUnavailableError(
                 "ORDERPIPE_CASSANDRA_SOURCE=environment but CASSANDRA_CONTACT_POINTS is not set"
             )
 

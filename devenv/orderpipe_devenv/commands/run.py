@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
     from orderpipe_common.tuning import DEFAULT_TUNING
     from orderpipe_devenv.aws.endpoints import local_aws
-    from orderpipe_devenv.cassandra.source import CassandraUnavailable, provide_cassandra
+    from orderpipe_devenv.cassandra.source import CassandraUnavailableError, provide_cassandra
     from orderpipe_devenv.processes import free_port
     from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
 
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         try:
             cassandra = stack.enter_context(provide_cassandra(args.cassandra_source))
-        except CassandraUnavailable as error:
+        except CassandraUnavailableError as error:
             console.print(f"[red]No Cassandra:[/red] {error}")
             return 2
         aws_endpoint = os.environ.get("AWS_ENDPOINT_URL")

@@ -18,6 +18,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, N
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from orderpipe_common.observability import logger
+from orderpipe_common.per_process import on_reset
 from orderpipe_common.settings import CassandraSettings
 
 _lock = threading.Lock()
@@ -90,6 +91,7 @@ def get_session(settings: CassandraSettings) -> Session:
         return _session
 
 
+@on_reset
 def reset_session() -> None:
     """Drop the process-wide session (its connections are presumed dead)."""
     global _cluster, _session

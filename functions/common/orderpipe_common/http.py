@@ -1,7 +1,10 @@
-"""HTTP errors for the REST handlers, mapped in one place.
+"""HTTP answers of the REST handlers, errors mapped in one place.
 
-Domain code raises these (or lets pydantic raise a ValidationError); `register_error_handlers`
-turns each into a JSON body `{"error": {"code", "message", "fields"?}}` with the right status.
+Domain code raises domain errors (`orderpipe_common.errors.DomainError` subclasses) or lets pydantic
+raise a ValidationError; it knows nothing of HTTP. A handler raises the `HttpError`s below only for
+what is about HTTP itself (content type, body size, malformed JSON, route parameters), and gives
+`register_error_handlers` its table of domain errors -> `ErrorAnswer` (status, code, Retry-After).
+Every error becomes a JSON body `{"error": {"code", "message", "fields"?}}` with its status.
 Nothing here ever answers 500 with a stack trace: unknown exceptions become a logged, opaque 500.
 
 The same module documents those answers: `ErrorResponse` is the body's model and `error_responses`
@@ -13,7 +16,8 @@ validation middleware would parse numbers as floats; the order model needs exact
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from orderpipe_common.errors import DomainError
 from orderpipe_common.observability import logger
 
 if TYPE_CHECKING:
@@ -33,43 +38,53 @@ class HttpError(Exception):
     code = "bad_request"
 
     def __init__(
-        self, message: str, *, fields: list[dict[str, Any]] | None = None, retry_after: int | None = None
+        self,
+        message: str,
+        *,
+        fields: list[dict[str, Any]] | None = None,
+        retry_after: int | None = None,
+        status: HTTPStatus | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields
         self.retry_after = retry_after
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
 
 
-class MalformedJson(HttpError):
+class MalformedJsonError(HttpError):
     status, code = HTTPStatus.BAD_REQUEST, "malformed_json"
 
 
-class BadRequest(HttpError):
+class BadRequestError(HttpError):
     status, code = HTTPStatus.BAD_REQUEST, "bad_request"
 
 
-class NotFound(HttpError):
+class NotFoundError(HttpError):
     status, code = HTTPStatus.NOT_FOUND, "not_found"
 
 
-class Conflict(HttpError):
+class ConflictError(HttpError):
     status, code = HTTPStatus.CONFLICT, "conflict"
 
 
-class PayloadTooLarge(HttpError):
+class PayloadTooLargeError(HttpError):
     status, code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large"
 
 
-class UnsupportedMediaType(HttpError):
+class UnsupportedMediaTypeError(HttpError):
     status, code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"
 
 
-class Unprocessable(HttpError):
+class UnprocessableError(HttpError):
     status, code = HTTPStatus.UNPROCESSABLE_ENTITY, "unprocessable"
 
 
-class ServiceUnavailable(HttpError):
+class ServiceUnavailableError(HttpError):
     status, code = HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable"
 
 
@@ -221,12 +236,47 @@ def _powertools_field_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return fields
 
 
-def register_error_handlers(app: APIGatewayRestResolver) -> None:
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """How a handler answers a domain error: status, code, and Retry-After seconds where retrying helps
+    (a callable, so the value is read from the function's settings when answering)."""
+
+    status: HTTPStatus
+    code: str
+    retry_after: Callable[[], int] | None = None
+
+    def to_http(self, error: Exception) -> HttpError:
+        return HttpError(
+            str(error),
+            fields=getattr(error, "fields", None),
+            retry_after=self.retry_after() if self.retry_after is not None else None,
+            status=self.status,
+            code=self.code,
+        )
+
+
+def register_error_handlers(
+    app: APIGatewayRestResolver, domain_errors: Mapping[type[DomainError], ErrorAnswer] | None = None
+) -> None:
+    """JSON error answers for `app`: HTTP errors, validation errors, the handler's domain errors, 500."""
+    for error_type, answer in (domain_errors or {}).items():
+
+        def _domain_error(error: Exception, answer: ErrorAnswer = answer) -> Response:
+            http_error = answer.to_http(error)
+            details = {"status": int(http_error.status), "code": http_error.code}
+            if http_error.status >= HTTPStatus.INTERNAL_SERVER_ERROR:  # a dependency failed: say which, how
+                logger.warning("request not served", extra=details, exc_info=error)
+            else:
+                logger.info("request refused", extra=details)
+            return error_response(http_error)
+
+        app.exception_handler(error_type)(_domain_error)
+
     @app.exception_handler(RequestValidationError)
     def _request_validation_error(error: RequestValidationError) -> Response:
         # Only reached by routes that use Powertools' own validation (typed path/query parameters).
         return error_response(
-            Unprocessable("the request is not valid", fields=_powertools_field_errors(error.errors()))
+            UnprocessableError("the request is not valid", fields=_powertools_field_errors(error.errors()))
         )
 
     @app.exception_handler(HttpError)
@@ -236,11 +286,13 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(ValidationError)
     def _validation_error(error: ValidationError) -> Response:
-        return error_response(Unprocessable("the request is not a valid order", fields=field_errors(error)))
+        return error_response(
+            UnprocessableError("the request is not a valid order", fields=field_errors(error))
+        )
 
     @app.not_found
     def _no_route(_: Exception) -> Response:
-        return error_response(NotFound("no such route"))
+        return error_response(NotFoundError("no such route"))
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:

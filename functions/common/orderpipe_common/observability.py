@@ -17,7 +17,11 @@ import os
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "orderpipe")
+from orderpipe_common.settings import PowertoolsSettings
+
+os.environ.setdefault(
+    "POWERTOOLS_METRICS_NAMESPACE", PowertoolsSettings.default("powertools_metrics_namespace")
+)
 
 logger = Logger()
 tracer = Tracer()

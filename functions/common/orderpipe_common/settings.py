@@ -1,8 +1,12 @@
-"""Typed settings read from the environment once, at start.
+"""Typed settings read from the environment once, at start; the one place each setting is named.
 
 Each function defines one model (a subclass of `FunctionSettings`) and calls `load(Model)`; a missing
 or malformed variable fails the cold start with the variable's name. Names of real resources
 (queue URLs, table names, contact points) have no defaults.
+
+A field's name is its environment variable (upper-cased) and its default is the setting's default.
+The CDK stack and the local runtime never spell variable names: they render a function's
+environment with `Model.environment(field=value, ...)`, which refuses fields the model lacks.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from orderpipe_common.tuning import DEFAULT_TUNING
 
 ConsistencyName = Literal["ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL", "LOCAL_ONE"]
 
@@ -23,6 +29,46 @@ class SettingsError(RuntimeError):
 class FunctionSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    @classmethod
+    def environment(cls, **values: Any) -> dict[str, str]:
+        """The environment variables that give these fields these values.
+
+        None leaves a variable out (its default applies); lists become comma-separated, mappings
+        JSON, booleans true/false, numbers their shortest form. Strings pass as they are, so CDK
+        tokens (resolved at deploy time) work too.
+        """
+        unknown = sorted(set(values) - set(cls.model_fields))
+        if unknown:
+            raise SettingsError(f"{cls.__name__} has no setting {', '.join(unknown)}")
+        return {name.upper(): _render(value) for name, value in values.items() if value is not None}
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """A field's default (for tools that state it once more, e.g. in a CLI's help)."""
+        return cls.model_fields[name].get_default(call_default_factory=True)
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+class PowertoolsSettings(FunctionSettings):
+    """Read by Powertools itself; modelled so the stack and the local runtime render them alike."""
+
+    powertools_service_name: str
+    powertools_metrics_namespace: str = "orderpipe"
+    powertools_log_level: str = "INFO"
+    powertools_trace_disabled: bool = False
+    powertools_metrics_disabled: bool = False
+
 
 class CassandraSettings(FunctionSettings):
     # NoDecode: the environment gives "host1,host2", not JSON.
@@ -32,8 +78,9 @@ class CassandraSettings(FunctionSettings):
     cassandra_port: int = 9042
     cassandra_local_dc: str
     cassandra_keyspace: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
-    cassandra_write_consistency: ConsistencyName = "LOCAL_QUORUM"
-    cassandra_read_consistency: ConsistencyName = "LOCAL_QUORUM"
+    # The stack and the local runtime render these from the shared tuning; the defaults are the same.
+    cassandra_write_consistency: ConsistencyName = DEFAULT_TUNING.write_consistency  # type: ignore[assignment]
+    cassandra_read_consistency: ConsistencyName = DEFAULT_TUNING.read_consistency  # type: ignore[assignment]
     # Credentials come from Secrets Manager when deployed (never plaintext environment).
     cassandra_secret_arn: str | None = None
     # ...or from these two, for a local cluster with authentication.

@@ -26,9 +26,10 @@ from pydantic import BaseModel
 from orderpipe_common.http import (
     API_KEY_SECURITY,
     API_KEY_SECURITY_SCHEMES,
-    MalformedJson,
-    PayloadTooLarge,
-    UnsupportedMediaType,
+    ErrorAnswer,
+    MalformedJsonError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
     error_responses,
     json_answer,
     json_request_body,
@@ -42,11 +43,31 @@ from orderpipe_common.model import (
 )
 from orderpipe_common.observability import logger, metrics, tracer
 from orderpipe_ingest import idempotency, publisher, settings
-from orderpipe_ingest.logic import accept_batch, accept_order
+from orderpipe_ingest.logic import BatchRejectedError, accept_batch, accept_order
+from orderpipe_ingest.publisher import QueueUnavailableError
 from orderpipe_ingest.responses import BatchAccepted, OrderAccepted
 
+
+def _retry_after() -> int:
+    return settings.get_settings().retry_after_seconds
+
+
 app = APIGatewayRestResolver()
-register_error_handlers(app)
+register_error_handlers(
+    app,
+    {
+        BatchRejectedError: ErrorAnswer(HTTPStatus.UNPROCESSABLE_ENTITY, "batch_rejected"),
+        QueueUnavailableError: ErrorAnswer(HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", _retry_after),
+        idempotency.InvalidIdempotencyKeyError: ErrorAnswer(HTTPStatus.BAD_REQUEST, "bad_request"),
+        idempotency.IdempotencyKeyReusedError: ErrorAnswer(HTTPStatus.UNPROCESSABLE_ENTITY, "unprocessable"),
+        idempotency.RequestInProgressError: ErrorAnswer(
+            HTTPStatus.CONFLICT, "conflict", lambda: idempotency.IN_PROGRESS_RETRY_AFTER_SECONDS
+        ),
+        idempotency.IdempotencyStoreUnavailableError: ErrorAnswer(
+            HTTPStatus.SERVICE_UNAVAILABLE, "service_unavailable", _retry_after
+        ),
+    },
+)
 
 # Models the routes' request bodies refer to (added to the OpenAPI components by the generator).
 OPENAPI_COMPONENT_MODELS: tuple[type[BaseModel], ...] = (OrderRequest,)
@@ -81,7 +102,7 @@ def read_json_body(max_bytes: int) -> Any:
     media_type, *params = (part.strip().lower() for part in content_type.split(";"))
     charsets = [p.split("=", 1)[1].strip('"') for p in params if p.startswith("charset=")]
     if media_type != content_types.APPLICATION_JSON or any(c not in {"utf-8", "utf8"} for c in charsets):
-        raise UnsupportedMediaType(
+        raise UnsupportedMediaTypeError(
             "send the body as application/json (UTF-8)",
             fields=[
                 {"field": "header.Content-Type", "message": "expected application/json", "type": "media_type"}
@@ -94,25 +115,25 @@ def read_json_body(max_bytes: int) -> Any:
     try:
         body = event.decoded_body or ""
     except (ValueError, UnicodeDecodeError):
-        raise MalformedJson("the body is not UTF-8 text") from None
+        raise MalformedJsonError("the body is not UTF-8 text") from None
     if len(body.encode()) > max_bytes:
         raise _too_large(max_bytes)
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
     except ValueError as error:
-        raise MalformedJson(
+        raise MalformedJsonError(
             f"the body is not valid JSON: {error}",
             fields=[{"field": "body", "message": str(error), "type": "json_invalid"}],
         ) from None
     except RecursionError:  # deeply nested arrays/objects exhaust the parser's stack: a 400, not a 500
-        raise MalformedJson(
+        raise MalformedJsonError(
             "the body is nested too deeply",
             fields=[{"field": "body", "message": "nested too deeply", "type": "json_invalid"}],
         ) from None
 
 
-def _too_large(max_bytes: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the body is larger than {max_bytes} bytes")
+def _too_large(max_bytes: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(f"the body is larger than {max_bytes} bytes")
 
 
 def _idempotency_key() -> str | None:
@@ -164,7 +185,6 @@ def _accept_batch(body: Any, *, order_id_seed: str | None) -> dict[str, Any]:
         body,
         publisher.get_publisher(),
         max_send_attempts=config.batch_send_attempts,
-        retry_after_seconds=config.retry_after_seconds,
         order_id_seed=order_id_seed,
     ).model_dump(mode="json")
 
@@ -221,11 +241,3 @@ def post_orders_batch() -> Response[BatchAccepted]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
-
-
-def reset_process_state() -> None:
-    """Forget the cached settings, clients and idempotency layer (tests and the local runtime)."""
-    settings.get_settings.cache_clear()
-    publisher.get_sqs_client.cache_clear()
-    publisher.get_publisher.cache_clear()
-    idempotency.reset()

@@ -12,7 +12,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.idempotency import (
@@ -28,7 +27,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from orderpipe_common.http import BadRequest, Conflict, ServiceUnavailable, Unprocessable
+from orderpipe_common.errors import DomainError
+from orderpipe_common.per_process import per_process
 from orderpipe_common.tables import IDEMPOTENCY_EXPIRY_ATTRIBUTE, IDEMPOTENCY_PARTITION_KEY
 from orderpipe_ingest.settings import get_settings
 
@@ -40,6 +40,22 @@ IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 Operation = Callable[[Any], dict[str, Any]]
 
 
+class InvalidIdempotencyKeyError(DomainError):
+    """The key is empty, too long or not printable."""
+
+
+class IdempotencyKeyReusedError(DomainError):
+    """The key was used before with another body: a retry must send the same body."""
+
+
+class RequestInProgressError(DomainError):
+    """The first request with this key still runs; retry in IN_PROGRESS_RETRY_AFTER_SECONDS."""
+
+
+class IdempotencyStoreUnavailableError(DomainError):
+    """The idempotency store cannot be reached: nothing was done."""
+
+
 @dataclass(frozen=True)
 class _Idempotent:
     config: IdempotencyConfig
@@ -47,12 +63,12 @@ class _Idempotent:
 
 
 def validate_key(raw: str | None) -> str | None:
-    """The header's value, or None when absent; 400 for an empty or oversized key."""
+    """The header's value, or None when absent; InvalidIdempotencyKeyError for an empty or oversized key."""
     if raw is None:
         return None
     key = raw.strip()
     if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
-        raise BadRequest(
+        raise InvalidIdempotencyKeyError(
             f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
             fields=[
                 {"field": f"header.{IDEMPOTENCY_HEADER}", "message": "invalid key", "type": "value_error"}
@@ -61,7 +77,7 @@ def validate_key(raw: str | None) -> str | None:
     return key
 
 
-@cache
+@per_process
 def _idempotent() -> _Idempotent:
     settings = get_settings()
     persistence = DynamoDBPersistenceLayer(
@@ -118,7 +134,7 @@ def run_idempotently(
     try:
         return idempotent.run(request={"route": route, "key": key, "body": body}, operation=operation)
     except IdempotencyValidationError:
-        raise Unprocessable(
+        raise IdempotencyKeyReusedError(
             f"this {IDEMPOTENCY_HEADER} was already used with a different body; use a new key for a new request",
             fields=[
                 {
@@ -129,16 +145,10 @@ def run_idempotently(
             ],
         ) from None
     except IdempotencyAlreadyInProgressError:
-        raise Conflict(
-            f"a request with this {IDEMPOTENCY_HEADER} is still in progress",
-            retry_after=IN_PROGRESS_RETRY_AFTER_SECONDS,
+        raise RequestInProgressError(
+            f"a request with this {IDEMPOTENCY_HEADER} is still in progress"
         ) from None
     except IdempotencyPersistenceLayerError:
-        raise ServiceUnavailable(
-            "the idempotency store is unavailable; nothing was accepted, retry later",
-            retry_after=get_settings().retry_after_seconds,
+        raise IdempotencyStoreUnavailableError(
+            "the idempotency store is unavailable; nothing was accepted, retry later"
         ) from None
-
-
-def reset() -> None:
-    _idempotent.cache_clear()

@@ -2,7 +2,7 @@
 
 `accept_order` and `accept_batch` take the parsed JSON body (numbers as Decimal) and a
 `QueuePublisher`. They raise instead of answering when nothing was accepted (a ValidationError or
-`BatchRejected` for invalid input, `QueueUnavailable` when the queue is down), so that an
+`BatchRejectedError` for invalid input, `QueueUnavailableError` when the queue is down), so that an
 idempotent caller never stores a failure as the answer to replay.
 """
 
@@ -18,17 +18,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from orderpipe_common.envelope import wrap
-from orderpipe_common.http import FieldError, Unprocessable, field_errors
+from orderpipe_common.errors import DomainError
+from orderpipe_common.http import FieldError, field_errors
 from orderpipe_common.model import MAX_ORDERS_PER_BATCH, Order, OrderRequest
 from orderpipe_common.observability import MetricUnit, logger, metrics
-from orderpipe_ingest.publisher import SQS_BATCH_LIMIT, FailedEntry, QueuePublisher, QueueUnavailable
+from orderpipe_ingest.publisher import SQS_BATCH_LIMIT, FailedEntry, QueuePublisher, QueueUnavailableError
 from orderpipe_ingest.responses import BatchAccepted, BatchItemResult, OrderAccepted
 
 
-class BatchRejected(Unprocessable):
-    """No order of the batch is valid (or the body is not a batch at all)."""
-
-    code = "batch_rejected"
+class BatchRejectedError(DomainError):
+    """No order of the batch is valid (or the body is not a batch at all); `fields` names each error."""
 
 
 # Namespace of order ids derived from an idempotency seed (any fixed UUID; never change it).
@@ -64,7 +63,6 @@ def accept_batch(
     publisher: QueuePublisher,
     *,
     max_send_attempts: int = 4,
-    retry_after_seconds: int = 5,
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     order_id_seed: str | None = None,
@@ -72,8 +70,8 @@ def accept_batch(
     """Validate each order of a JSON array on its own; enqueue the valid ones in chunks of 10.
 
     Entries SQS reports as Failed are sent again (up to `max_send_attempts` rounds, with jittered
-    exponential backoff); an order is `accepted` only once SQS has it. Raises BatchRejected when no
-    order is valid, QueueUnavailable when valid orders exist but none reached the queue.
+    exponential backoff); an order is `accepted` only once SQS has it. Raises BatchRejectedError when no
+    order is valid, QueueUnavailableError when valid orders exist but none reached the queue.
     """
     orders = _as_order_list(payload)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(orders))
@@ -97,7 +95,7 @@ def accept_batch(
     if rejected:
         metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=rejected)
     if not valid:
-        raise BatchRejected(
+        raise BatchRejectedError(
             "no order in the batch is valid",
             fields=[
                 {**error.model_dump(), "field": f"{result.index}.{error.field}"}
@@ -120,9 +118,8 @@ def accept_batch(
         metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=accepted)
     logger.info("batch processed", extra={"size": len(orders), "accepted": accepted, "rejected": rejected})
     if not accepted:
-        raise QueueUnavailable(
-            "the order queue did not take any order of the batch; nothing was accepted, retry later",
-            retry_after=retry_after_seconds,
+        raise QueueUnavailableError(
+            "the order queue did not take any order of the batch; nothing was accepted, retry later"
         )
     if failed:
         logger.warning("some orders of the batch were not enqueued", extra={"failed": failed})
@@ -136,12 +133,12 @@ def accept_batch(
 
 def _as_order_list(payload: Any) -> list[Any]:
     if not isinstance(payload, list):
-        raise BatchRejected(
+        raise BatchRejectedError(
             "the body must be a JSON array of orders",
             fields=[{"field": "body", "message": "Input should be a valid array", "type": "list_type"}],
         )
     if not payload or len(payload) > MAX_ORDERS_PER_BATCH:
-        raise BatchRejected(
+        raise BatchRejectedError(
             f"a batch holds 1 to {MAX_ORDERS_PER_BATCH} orders, this one has {len(payload)}",
             fields=[
                 {
@@ -171,7 +168,7 @@ def _send_all(
             entries = dict(chunk)
             try:
                 failures: Sequence[FailedEntry] = publisher.send_batch(entries)
-            except QueueUnavailable:
+            except QueueUnavailableError:
                 # The SDK already retried this call; do not hammer a queue that is down.
                 return enqueued
             failed_ids = {failure.entry_id for failure in failures}

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from orderpipe_common.http import ServiceUnavailable
+from orderpipe_common.errors import DomainError
 from orderpipe_common.observability import logger
+from orderpipe_common.per_process import per_process
 from orderpipe_ingest.settings import get_settings
 
 if TYPE_CHECKING:
@@ -28,10 +28,8 @@ if TYPE_CHECKING:
 SQS_BATCH_LIMIT = 10
 
 
-class QueueUnavailable(ServiceUnavailable):
+class QueueUnavailableError(DomainError):
     """The queue could not be reached or refused the whole call: nothing of that call was enqueued."""
-
-    code = "queue_unavailable"
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,13 @@ class FailedEntry:
 
 class QueuePublisher(Protocol):
     def send(self, body: str) -> None:
-        """Enqueue one message, or raise QueueUnavailable."""
+        """Enqueue one message, or raise QueueUnavailableError."""
         ...
 
     def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
         """Enqueue up to SQS_BATCH_LIMIT messages (id -> body) in one call.
 
-        Returns the entries SQS did not take (all others are enqueued); raises QueueUnavailable
+        Returns the entries SQS did not take (all others are enqueued); raises QueueUnavailableError
         when the call as a whole failed (then none of them was enqueued).
         """
         ...
@@ -82,16 +80,13 @@ class SqsPublisher:
         ]
 
 
-def _unavailable(error: Exception) -> QueueUnavailable:
+def _unavailable(error: Exception) -> QueueUnavailableError:
     # The queue URL and the error class are enough to diagnose; message bodies are never logged.
     logger.warning("orders queue unavailable", extra={"error": type(error).__name__, "detail": str(error)})
-    return QueueUnavailable(
-        "the order queue is unavailable; nothing was accepted, retry later",
-        retry_after=get_settings().retry_after_seconds,
-    )
+    return QueueUnavailableError("the order queue is unavailable; nothing was accepted, retry later")
 
 
-@cache
+@per_process
 def get_sqs_client() -> SQSClient:
     """The process-wide SQS client (created on first use, reused by every invocation)."""
     config = Config(
@@ -102,6 +97,6 @@ def get_sqs_client() -> SQSClient:
     return boto3.client("sqs", config=config)
 
 
-@cache
+@per_process
 def get_publisher() -> QueuePublisher:
     return SqsPublisher(get_sqs_client(), get_settings().orders_queue_url)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from pydantic import Field
 
+from orderpipe_common.per_process import per_process
 from orderpipe_common.settings import FunctionSettings, load
 
 
@@ -23,6 +22,6 @@ class IngestSettings(FunctionSettings):
     retry_after_seconds: int = Field(default=5, ge=1, le=3600)
 
 
-@cache
+@per_process
 def get_settings() -> IngestSettings:
     return load(IngestSettings)

@@ -1,7 +1,7 @@
 """The DynamoDB read cache: one item per order, expired by TTL.
 
 DynamoDB deletes expired items lazily (up to days later) and moto never does, so an item whose
-expiry has passed is treated as a miss here. Every failure is raised as CacheUnavailable: the caller
+expiry has passed is treated as a miss here. Every failure is raised as CacheUnavailableError: the caller
 degrades to Cassandra, the cache never fails a GET.
 """
 
@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orderpipe_common.errors import DomainError
 from orderpipe_common.model import Order
+from orderpipe_common.per_process import per_process
 from orderpipe_common.tables import CACHE_EXPIRY_ATTRIBUTE, CACHE_ORDER_ATTRIBUTE, CACHE_PARTITION_KEY
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ _CACHE_CLIENT_CONFIG = Config(
 )
 
 
-class CacheUnavailable(RuntimeError):
-    pass
+class CacheUnavailableError(DomainError):
+    """The read cache failed; callers degrade to Cassandra."""
 
 
 class OrderCache(Protocol):
@@ -37,7 +38,7 @@ class OrderCache(Protocol):
     def put(self, order: Order) -> None: ...
 
 
-@cache
+@per_process
 def _dynamodb_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=_CACHE_CLIENT_CONFIG)
 
@@ -55,7 +56,7 @@ class DynamoDbOrderCache:
                 .get("Item")
             )
         except (BotoCoreError, ClientError) as error:
-            raise CacheUnavailable(f"cache read failed: {error}") from error
+            raise CacheUnavailableError(f"cache read failed: {error}") from error
         if item is None:
             return None
         if int(item[CACHE_EXPIRY_ATTRIBUTE]["N"]) <= time.time():
@@ -73,4 +74,4 @@ class DynamoDbOrderCache:
                 },
             )
         except (BotoCoreError, ClientError) as error:
-            raise CacheUnavailable(f"cache write failed: {error}") from error
+            raise CacheUnavailableError(f"cache write failed: {error}") from error

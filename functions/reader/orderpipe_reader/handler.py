@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -14,39 +13,50 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from orderpipe_common.http import (
     API_KEY_SECURITY,
     API_KEY_SECURITY_SCHEMES,
-    BadRequest,
-    NotFound,
-    ServiceUnavailable,
+    BadRequestError,
+    ErrorAnswer,
+    NotFoundError,
     error_responses,
     json_answer,
     register_error_handlers,
 )
 from orderpipe_common.model import Order
 from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_common.per_process import per_process
 from orderpipe_common.settings import load
 from orderpipe_reader.cache import DynamoDbOrderCache
 from orderpipe_reader.logic import read_order
 from orderpipe_reader.settings import ReaderSettings
-from orderpipe_reader.store import CassandraOrderSource, StoreUnavailable
-
-app = APIGatewayRestResolver()
-register_error_handlers(app)
+from orderpipe_reader.store import CassandraOrderSource, StoreUnavailableError
 
 OPENAPI_SECURITY_SCHEMES = API_KEY_SECURITY_SCHEMES
 
 
-@cache
+@per_process
 def get_settings() -> ReaderSettings:
     return load(ReaderSettings)
 
 
-@cache
+app = APIGatewayRestResolver()
+register_error_handlers(
+    app,
+    {
+        StoreUnavailableError: ErrorAnswer(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            lambda: get_settings().unavailable_retry_after_seconds,
+        )
+    },
+)
+
+
+@per_process
 def get_cache() -> DynamoDbOrderCache:
     settings = get_settings()
     return DynamoDbOrderCache(table_name=settings.cache_table_name, ttl_seconds=settings.cache_ttl_seconds)
 
 
-@cache
+@per_process
 def get_source() -> CassandraOrderSource:
     return CassandraOrderSource(get_settings())
 
@@ -55,7 +65,7 @@ def parse_order_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise BadRequest(
+        raise BadRequestError(
             "order_id must be a UUID",
             fields=[{"field": "order_id", "message": "not a valid UUID", "type": "uuid_parsing"}],
         ) from None
@@ -79,17 +89,10 @@ def parse_order_id(raw: str) -> uuid.UUID:
 def handle_get_order(order_id: str) -> Response[Order]:
     settings = get_settings()
     parsed_id = parse_order_id(order_id)
-    try:
-        order = read_order(parsed_id, cache=get_cache(), source=get_source())
-    except StoreUnavailable:
-        logger.warning("cassandra unavailable on a cache miss", exc_info=True)
-        raise ServiceUnavailable(
-            "orders cannot be read right now; retry later",
-            retry_after=settings.unavailable_retry_after_seconds,
-        ) from None
+    order = read_order(parsed_id, cache=get_cache(), source=get_source())
     if order is None:
         # The pipeline is asynchronous: an accepted order may not be written yet.
-        raise NotFound(
+        raise NotFoundError(
             f"order {parsed_id} not found (it may not be written yet)",
             retry_after=settings.not_found_retry_after_seconds,
         )

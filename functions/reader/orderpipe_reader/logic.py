@@ -7,7 +7,7 @@ import uuid
 
 from orderpipe_common.model import Order
 from orderpipe_common.observability import MetricUnit, logger, metrics
-from orderpipe_reader.cache import CacheUnavailable, OrderCache
+from orderpipe_reader.cache import CacheUnavailableError, OrderCache
 from orderpipe_reader.store import OrderSource
 
 
@@ -15,12 +15,12 @@ def read_order(order_id: uuid.UUID, *, cache: OrderCache, source: OrderSource) -
     """The order, from the cache when it holds it, else from Cassandra (then cached).
 
     None when Cassandra does not have it (yet): not cached, so the next poll looks again.
-    Raises StoreUnavailable when it is not cached and Cassandra cannot answer.
+    Raises StoreUnavailableError when it is not cached and Cassandra cannot answer.
     """
     started = time.perf_counter()
     try:
         cached = cache.get(order_id)
-    except CacheUnavailable:
+    except CacheUnavailableError:
         logger.warning("cache unavailable on read; reading from cassandra", exc_info=True)
         metrics.add_metric(name="DegradedReads", unit=MetricUnit.Count, value=1)
         cached = None
@@ -38,7 +38,7 @@ def read_order(order_id: uuid.UUID, *, cache: OrderCache, source: OrderSource) -
         return None
     try:
         cache.put(order)
-    except CacheUnavailable:
+    except CacheUnavailableError:
         logger.warning("cache unavailable on write-back", exc_info=True)
         metrics.add_metric(name="DegradedReads", unit=MetricUnit.Count, value=1)
     _record_latency(started)

@@ -10,13 +10,14 @@ from cassandra.cluster import NoHostAvailable, Session
 from cassandra.query import PreparedStatement
 
 from orderpipe_common.cassandra_session import consistency, run_with_reconnect
+from orderpipe_common.errors import DomainError
 from orderpipe_common.model import Order
 from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
 from orderpipe_reader.settings import ReaderSettings
 
 
-class StoreUnavailable(RuntimeError):
-    pass
+class StoreUnavailableError(DomainError):
+    """Cassandra could not answer (unreachable, timed out, overloaded)."""
 
 
 class OrderSource(Protocol):
@@ -47,4 +48,5 @@ class CassandraOrderSource:
         try:
             return run_with_reconnect(self._settings, select)
         except (NoHostAvailable, RequestExecutionException, DriverException, OSError) as error:
-            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+            # The cause (driver error, host) goes to the log with the chained exception, not to callers.
+            raise StoreUnavailableError("orders cannot be read right now; retry later") from error

@@ -7,7 +7,6 @@ are inserted concurrently, and `batchItemFailures` names exactly the records tha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -17,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import Order
 from orderpipe_common.observability import MetricUnit, logger, metrics, tracer
+from orderpipe_common.per_process import per_process
 from orderpipe_common.settings import load
 from orderpipe_writer.logic import write_orders
 from orderpipe_writer.processor import ParseThenBulkProcessor
@@ -24,7 +24,7 @@ from orderpipe_writer.settings import WriterSettings
 from orderpipe_writer.store import CassandraOrderStore, Outcomes
 
 
-@cache
+@per_process
 def get_store() -> CassandraOrderStore:
     return CassandraOrderStore(load(WriterSettings))
 

@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from orderpipe_devenv.cassandra.source import CassandraUnavailable, provide_cassandra
+    from orderpipe_devenv.cassandra.source import CassandraUnavailableError, provide_cassandra
     from orderpipe_testkit.drills import hostile, scenarios
-    from orderpipe_testkit.drills.common import ClusterOutage, DrillFailed, drill_runtime
+    from orderpipe_testkit.drills.common import ClusterOutage, DrillFailedError, drill_runtime
 
     console = Console(stderr=True)
     for noisy in ("orderpipe.api", "orderpipe.event_source", "httpx", "orderpipe.runtime"):
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         with ExitStack() as stack:
             try:
                 cassandra = stack.enter_context(provide_cassandra(args.cassandra_source))
-            except CassandraUnavailable as error:
+            except CassandraUnavailableError as error:
                 console.print(f"[red]No Cassandra:[/red] {error}")
                 return 2
             if "outage" in names and cassandra.embedded is None:
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 console.print(f"drill crash: {DRILLS['crash']}", highlight=False)
                 reports.append(scenarios.writer_crash(cassandra.endpoint))
                 _print(reports[-1], args.json)
-    except DrillFailed as failure:
+    except DrillFailedError as failure:
         console.print(f"[red]drill failed:[/red] {failure}", highlight=False)
         return 1
     return 0

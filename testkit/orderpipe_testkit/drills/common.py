@@ -43,7 +43,7 @@ class Outage(Protocol):
     def start(self) -> None: ...
 
 
-class DrillFailed(AssertionError):
+class DrillFailedError(AssertionError):
     """A drill's promise did not hold; the message says which."""
 
 
@@ -86,7 +86,7 @@ class DrillReport:
 
 def check(condition: bool, message: str) -> None:
     if not condition:
-        raise DrillFailed(message)
+        raise DrillFailedError(message)
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float, interval: float = 0.25, what: str) -> Any:
@@ -96,7 +96,7 @@ def wait_until(condition: Callable[[], Any], *, timeout: float, interval: float 
         if result:
             return result
         if time.monotonic() > deadline:
-            raise DrillFailed(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise DrillFailedError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
 
 
@@ -239,7 +239,7 @@ def stored_rows(runtime: LocalRuntime, order_ids: Sequence[str] | None = None) -
         if wanted is not None and key not in wanted:
             continue
         if key in result:
-            raise DrillFailed(f"order {key} stored twice")
+            raise DrillFailedError(f"order {key} stored twice")
         result[key] = tuple(row)
     return result
 

@@ -3,7 +3,7 @@
 Drills 1-4 run on a started local runtime with short tuning (`drill_runtime(cassandra)`; they can
 share one, run one after another; each counts only its own orders). The writer crash makes its own
 runtime, since its queue must be full before the writer polls. Each returns a `DrillReport` and
-raises `DrillFailed` when a promise does not hold (lost > 0 always fails).
+raises `DrillFailedError` when a promise does not hold (lost > 0 always fails).
 """
 
 from __future__ import annotations
