@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-# The functions' shared package (tuning, table names) is imported by the stack, as by the runtime.
-for extra in (ROOT / "functions" / "common", ROOT):
+# The functions' packages (tuning, table names, settings models) are imported by the stack, as by
+# the local runtime: the settings models name every environment variable the stack sets.
+for extra in (*sorted((ROOT / "functions").glob("*/")), ROOT):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 

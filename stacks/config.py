@@ -16,36 +16,49 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from orderpipe_common.settings import ConsistencyName
+from orderpipe_common.settings import CassandraSettings, ConsistencyName
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
+from orderpipe_ingest.settings import IngestSettings
 
 PREFIX = "orderpipe:"
+
+# Defaults stated once: the functions' settings models own theirs; the stack's own are here.
+DEFAULT_CASSANDRA_PORT: int = CassandraSettings.default("cassandra_port")
+DEFAULT_REQUEST_TIMEOUT_SECONDS: float = CassandraSettings.default("cassandra_request_timeout_seconds")
+DEFAULT_IDEMPOTENCY_SECONDS: int = IngestSettings.default("idempotency_expires_after_seconds")
+DEFAULT_KEYSPACE = "orderpipe"
+DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_API_RATE_LIMIT = 500
+DEFAULT_API_BURST_LIMIT = 1000
+DEFAULT_API_QUOTA_PER_DAY = 10_000_000
+DEFAULT_NEW_VPC_CIDR = "10.40.0.0/16"
+DEFAULT_MAX_AZS = 2
 
 # Every key the app understands, with a one-line description (also used in error messages).
 CONTEXT_KEYS: dict[str, str] = {
     "cassandraContactPoints": "Cassandra hosts the VPC functions connect to (list, or comma-separated string). Required.",
     "cassandraLocalDc": "Cassandra data center the driver treats as local. Required.",
     "cassandraCidrs": "CIDR blocks of the Cassandra nodes; the only destinations the VPC functions may reach on the Cassandra port. Required.",
-    "cassandraPort": "Cassandra native protocol port (default 9042).",
-    "cassandraKeyspace": "Keyspace holding the orders table (default 'orderpipe').",
+    "cassandraPort": f"Cassandra native protocol port (default {DEFAULT_CASSANDRA_PORT}).",
+    "cassandraKeyspace": f"Keyspace holding the orders table (default '{DEFAULT_KEYSPACE}').",
     "cassandraReplication": "Keyspace replication as a JSON object (default NetworkTopologyStrategy, 3 in the local DC).",
     "cassandraSecretArn": "Secrets Manager secret with JSON {username, password}; the functions get read access (optional).",
     "cassandraTls": "Connect to Cassandra over TLS (true/false, default false).",
-    "cassandraRequestTimeoutSeconds": "Driver request timeout (default 5).",
+    "cassandraRequestTimeoutSeconds": f"Driver request timeout (default {DEFAULT_REQUEST_TIMEOUT_SECONDS:g}).",
     "vpcId": "Use this existing VPC instead of creating one (then vpcSubnetIds, vpcAvailabilityZones, vpcRouteTableIds are required).",
     "vpcCidr": "Primary IPv4 CIDR of the existing VPC (required with vpcId).",
     "vpcSubnetIds": "Private subnets of the existing VPC the VPC functions run in.",
     "vpcAvailabilityZones": "Availability zones of vpcSubnetIds, in the same order.",
     "vpcRouteTableIds": "Route tables of vpcSubnetIds, in the same order (the DynamoDB gateway endpoint is added to them).",
     "createVpcEndpoints": "Create the DynamoDB gateway endpoint and the interface endpoints (default true; set false if the existing VPC has them).",
-    "newVpcCidr": "CIDR of the VPC created when vpcId is not given (default 10.40.0.0/16).",
-    "maxAzs": "Availability zones of the VPC created when vpcId is not given (default 2).",
+    "newVpcCidr": f"CIDR of the VPC created when vpcId is not given (default {DEFAULT_NEW_VPC_CIDR}).",
+    "maxAzs": f"Availability zones of the VPC created when vpcId is not given (default {DEFAULT_MAX_AZS}).",
     "alarmEmail": "E-mail address subscribed to the alarm topic (optional).",
-    "logLevel": "POWERTOOLS_LOG_LEVEL of every function (default INFO).",
-    "apiRateLimit": "Usage plan steady-state rate, requests per second per API key (default 500).",
-    "apiBurstLimit": "Usage plan burst, requests per API key (default 1000).",
-    "apiQuotaPerDay": "Usage plan quota, requests per API key per day (default 10000000).",
-    "idempotencyExpiresAfterSeconds": "How long an Idempotency-Key is remembered by ingest (default 3600).",
+    "logLevel": f"Log level of every function (default {DEFAULT_LOG_LEVEL}).",
+    "apiRateLimit": f"Usage plan steady-state rate, requests per second per API key (default {DEFAULT_API_RATE_LIMIT}).",
+    "apiBurstLimit": f"Usage plan burst, requests per API key (default {DEFAULT_API_BURST_LIMIT}).",
+    "apiQuotaPerDay": f"Usage plan quota, requests per API key per day (default {DEFAULT_API_QUOTA_PER_DAY}).",
+    "idempotencyExpiresAfterSeconds": f"How long an Idempotency-Key is remembered by ingest (default {DEFAULT_IDEMPOTENCY_SECONDS}).",
     "stackName": "Name of the CloudFormation stack (default OrderPipe).",
     "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
 }
@@ -87,19 +100,19 @@ class CassandraConfig:
     contact_points: tuple[str, ...]
     local_dc: str
     cidrs: tuple[str, ...]
-    port: int = 9042
-    keyspace: str = "orderpipe"
+    port: int = DEFAULT_CASSANDRA_PORT
+    keyspace: str = DEFAULT_KEYSPACE
     replication: Mapping[str, str | int] = field(default_factory=dict)
     secret_arn: str | None = None
     tls: bool = False
-    request_timeout_seconds: float = 5.0
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True, kw_only=True)
 class ApiConfig:
-    rate_limit: int = 500
-    burst_limit: int = 1000
-    quota_per_day: int = 10_000_000
+    rate_limit: int = DEFAULT_API_RATE_LIMIT
+    burst_limit: int = DEFAULT_API_BURST_LIMIT
+    quota_per_day: int = DEFAULT_API_QUOTA_PER_DAY
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,11 +122,11 @@ class OrderPipeConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     existing_vpc: ExistingVpc | None = None
     create_vpc_endpoints: bool = True
-    new_vpc_cidr: str = "10.40.0.0/16"
-    max_azs: int = 2
+    new_vpc_cidr: str = DEFAULT_NEW_VPC_CIDR
+    max_azs: int = DEFAULT_MAX_AZS
     alarm_email: str | None = None
-    log_level: str = "INFO"
-    idempotency_expires_after_seconds: int = 3600
+    log_level: str = DEFAULT_LOG_LEVEL
+    idempotency_expires_after_seconds: int = DEFAULT_IDEMPOTENCY_SECONDS
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> OrderPipeConfig:
@@ -233,25 +246,27 @@ class _Reader:
         tuning = self.tuning()
         cassandra = self.cassandra(tuning)
         existing_vpc = self.existing_vpc()
-        new_vpc_cidr = self.raw("newVpcCidr") or "10.40.0.0/16"
+        new_vpc_cidr = self.raw("newVpcCidr") or DEFAULT_NEW_VPC_CIDR
         try:
             network = ipaddress.ip_network(str(new_vpc_cidr), strict=True)
             if not 16 <= network.prefixlen <= 24 or network.version != 4:
                 self.fail("newVpcCidr", f"must be an IPv4 block between /16 and /24, got {new_vpc_cidr!r}")
         except ValueError as error:
             self.fail("newVpcCidr", f"is not a CIDR block: {error}")
-        log_level = str(self.raw("logLevel") or "INFO").upper()
+        log_level = str(self.raw("logLevel") or DEFAULT_LOG_LEVEL).upper()
         if log_level not in _LOG_LEVELS:
             self.fail("logLevel", f"must be one of {sorted(_LOG_LEVELS)}, got {log_level!r}")
         api = ApiConfig(
-            rate_limit=self.integer("apiRateLimit", 500, low=1, high=100_000),
-            burst_limit=self.integer("apiBurstLimit", 1000, low=1, high=100_000),
-            quota_per_day=self.integer("apiQuotaPerDay", 10_000_000, low=1, high=10**12),
+            rate_limit=self.integer("apiRateLimit", DEFAULT_API_RATE_LIMIT, low=1, high=100_000),
+            burst_limit=self.integer("apiBurstLimit", DEFAULT_API_BURST_LIMIT, low=1, high=100_000),
+            quota_per_day=self.integer("apiQuotaPerDay", DEFAULT_API_QUOTA_PER_DAY, low=1, high=10**12),
         )
         create_vpc_endpoints = self.boolean("createVpcEndpoints", True)
-        max_azs = self.integer("maxAzs", 2, low=1, high=6)
+        max_azs = self.integer("maxAzs", DEFAULT_MAX_AZS, low=1, high=6)
         alarm_email = self.optional_string("alarmEmail", _EMAIL, "an e-mail address")
-        idempotency_seconds = self.integer("idempotencyExpiresAfterSeconds", 3600, low=60, high=7 * 24 * 3600)
+        idempotency_seconds = self.integer(
+            "idempotencyExpiresAfterSeconds", DEFAULT_IDEMPOTENCY_SECONDS, low=60, high=7 * 24 * 3600
+        )
         if self.problems or cassandra is None:
             return None
         return OrderPipeConfig(
@@ -312,7 +327,7 @@ class _Reader:
                     "cassandraContactPoints",
                     f"{host} is in none of orderpipe:cassandraCidrs, so the security group would block it",
                 )
-        keyspace = str(self.raw("cassandraKeyspace") or "orderpipe")
+        keyspace = str(self.raw("cassandraKeyspace") or DEFAULT_KEYSPACE)
         if not _KEYSPACE.fullmatch(keyspace):
             self.fail("cassandraKeyspace", f"must match {_KEYSPACE.pattern}, got {keyspace!r}")
         replication = self.obj("cassandraReplication") or {
@@ -325,7 +340,7 @@ class _Reader:
             contact_points=contact_points,
             local_dc=local_dc.strip(),
             cidrs=cidrs,
-            port=self.integer("cassandraPort", 9042, low=1, high=65535),
+            port=self.integer("cassandraPort", DEFAULT_CASSANDRA_PORT, low=1, high=65535),
             keyspace=keyspace,
             replication=replication,
             secret_arn=self.optional_string(
@@ -334,7 +349,7 @@ class _Reader:
             tls=self.boolean("cassandraTls", False),
             request_timeout_seconds=self.number(
                 "cassandraRequestTimeoutSeconds",
-                5.0,
+                DEFAULT_REQUEST_TIMEOUT_SECONDS,
                 low=0.1,
                 high=float(tuning.writer_timeout_seconds - 1),
             ),

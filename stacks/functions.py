@@ -11,6 +11,7 @@ loaded here); switching to arm64 (~20% cheaper per GB-s) is a one-line change pl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -20,6 +21,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from orderpipe_common import catalog
+from orderpipe_common.settings import PowertoolsSettings
+from orderpipe_ingest.settings import IngestSettings
+from orderpipe_reader.settings import ReaderSettings
+from orderpipe_schema.settings import SchemaSettings
+from orderpipe_writer.settings import WriterSettings
 from stacks.bundling import function_code
 from stacks.config import OrderPipeConfig
 from stacks.nag import acknowledge
@@ -64,11 +71,11 @@ class Functions(Construct):
         self.ingest = self._function(
             "ingest",
             spec=INGEST,
-            environment={
-                "ORDERS_QUEUE_URL": queue.queue.queue_url,
-                "IDEMPOTENCY_TABLE_NAME": tables.idempotency.table_name,
-                "IDEMPOTENCY_EXPIRES_AFTER_SECONDS": str(config.idempotency_expires_after_seconds),
-            },
+            environment=IngestSettings.environment(
+                orders_queue_url=queue.queue.queue_url,
+                idempotency_table_name=tables.idempotency.table_name,
+                idempotency_expires_after_seconds=config.idempotency_expires_after_seconds,
+            ),
         )
         queue.queue.grant_send_messages(self.ingest)
         # Powertools' DynamoDB persistence layer: get, put (conditional), update, delete.
@@ -76,28 +83,29 @@ class Functions(Construct):
             self.ingest, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
 
-        cassandra_env = {
-            "CASSANDRA_CONTACT_POINTS": ",".join(cassandra.contact_points),
-            "CASSANDRA_PORT": str(cassandra.port),
-            "CASSANDRA_LOCAL_DC": cassandra.local_dc,
-            "CASSANDRA_KEYSPACE": cassandra.keyspace,
-            "CASSANDRA_WRITE_CONSISTENCY": tuning.write_consistency,
-            "CASSANDRA_READ_CONSISTENCY": tuning.read_consistency,
-            "CASSANDRA_TLS": "true" if cassandra.tls else "false",
-            "CASSANDRA_REQUEST_TIMEOUT_SECONDS": f"{cassandra.request_timeout_seconds:g}",
+        # CassandraSettings' fields, shared by the writer, reader and schema functions.
+        cassandra_values: dict[str, Any] = {
+            "cassandra_contact_points": list(cassandra.contact_points),
+            "cassandra_port": cassandra.port,
+            "cassandra_local_dc": cassandra.local_dc,
+            "cassandra_keyspace": cassandra.keyspace,
+            "cassandra_write_consistency": tuning.write_consistency,
+            "cassandra_read_consistency": tuning.read_consistency,
+            "cassandra_tls": cassandra.tls,
+            "cassandra_request_timeout_seconds": cassandra.request_timeout_seconds,
+            # Only the ARN is in the environment; the function reads the secret at cold start.
+            "cassandra_secret_arn": cassandra.secret_arn,
         }
         self.secret: secretsmanager.ISecret | None = None
         if cassandra.secret_arn:
-            # Only the ARN is in the environment; the function reads the secret at cold start.
             self.secret = secretsmanager.Secret.from_secret_complete_arn(
                 self, "CassandraSecret", cassandra.secret_arn
             )
-            cassandra_env["CASSANDRA_SECRET_ARN"] = cassandra.secret_arn
 
         self.writer = self._function(
             "writer",
             spec=FunctionSpec(memory_mb=WRITER_MEMORY_MB, timeout_seconds=tuning.writer_timeout_seconds),
-            environment=cassandra_env,
+            environment=WriterSettings.environment(**cassandra_values),
             network=network,
         )
         self.writer.add_event_source(
@@ -113,11 +121,11 @@ class Functions(Construct):
         self.reader = self._function(
             "reader",
             spec=READER,
-            environment={
-                **cassandra_env,
-                "CACHE_TABLE_NAME": tables.cache.table_name,
-                "CACHE_TTL_SECONDS": str(tuning.cache_ttl_seconds),
-            },
+            environment=ReaderSettings.environment(
+                **cassandra_values,
+                cache_table_name=tables.cache.table_name,
+                cache_ttl_seconds=tuning.cache_ttl_seconds,
+            ),
             network=network,
             extra_security_groups=[network.dynamodb_clients],
         )
@@ -126,10 +134,10 @@ class Functions(Construct):
         self.schema = self._function(
             "schema",
             spec=SCHEMA,
-            environment={
-                **cassandra_env,
-                "CASSANDRA_REPLICATION": cdk.Stack.of(self).to_json_string(dict(cassandra.replication)),
-            },
+            environment=SchemaSettings.environment(
+                **cassandra_values,
+                cassandra_replication=cdk.Stack.of(self).to_json_string(dict(cassandra.replication)),
+            ),
             network=network,
         )
 
@@ -165,16 +173,18 @@ class Functions(Construct):
             name.capitalize(),
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler=f"orderpipe_{name}.handler.lambda_handler",
+            handler=catalog.handler_path(name),
             code=function_code(name),
             memory_size=spec.memory_mb,
             timeout=cdk.Duration.seconds(spec.timeout_seconds),
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment={
-                "POWERTOOLS_SERVICE_NAME": name,
-                "POWERTOOLS_METRICS_NAMESPACE": "orderpipe",
-                "POWERTOOLS_LOG_LEVEL": self._config.log_level,
+                **PowertoolsSettings.environment(
+                    powertools_service_name=name,
+                    powertools_metrics_namespace=PowertoolsSettings.default("powertools_metrics_namespace"),
+                    powertools_log_level=self._config.log_level,
+                ),
                 **environment,
             },
             **vpc_props,  # type: ignore[arg-type]

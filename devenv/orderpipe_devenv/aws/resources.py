@@ -25,6 +25,7 @@ from orderpipe_common.tables import (
     IDEMPOTENCY_PARTITION_KEY,
 )
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
+from orderpipe_ingest.settings import IngestSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch.client import CloudWatchClient
@@ -85,10 +86,9 @@ class PipelineResources:
 
     def ingest_environment(self) -> dict[str, str]:
         """The ingest function's environment variables for these resources."""
-        return {
-            "ORDERS_QUEUE_URL": self.queues.queue_url,
-            "IDEMPOTENCY_TABLE_NAME": self.idempotency_table.name,
-        }
+        return IngestSettings.environment(
+            orders_queue_url=self.queues.queue_url, idempotency_table_name=self.idempotency_table.name
+        )
 
 
 def _queue_arn(sqs: SQSClient, url: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from orderpipe_common.settings import CassandraSettings
 from orderpipe_devenv import cassandra as local_cassandra
 from orderpipe_devenv.processes import JavaNotFoundError, find_java, free_port
 
@@ -43,19 +44,16 @@ class CassandraEndpoint:
 
     def settings_env(self, keyspace: str) -> dict[str, str]:
         """The environment `CassandraSettings` reads, for this endpoint and `keyspace`."""
-        env = {
-            "CASSANDRA_CONTACT_POINTS": ",".join(self.contact_points),
-            "CASSANDRA_PORT": str(self.port),
-            "CASSANDRA_LOCAL_DC": self.local_dc,
-            "CASSANDRA_KEYSPACE": keyspace,
-            # On replication factor 1 LOCAL_QUORUM is one replica; the same level as deployed.
-            "CASSANDRA_WRITE_CONSISTENCY": "LOCAL_QUORUM",
-            "CASSANDRA_READ_CONSISTENCY": "LOCAL_QUORUM",
-        }
-        if self.username and self.password:
-            env["CASSANDRA_USERNAME"] = self.username
-            env["CASSANDRA_PASSWORD"] = self.password
-        return env
+        # Consistency is left to its default, the deployment's (on replication factor 1 LOCAL_QUORUM
+        # is one replica).
+        return CassandraSettings.environment(
+            cassandra_contact_points=list(self.contact_points),
+            cassandra_port=self.port,
+            cassandra_local_dc=self.local_dc,
+            cassandra_keyspace=keyspace,
+            cassandra_username=self.username if self.password else None,
+            cassandra_password=self.password if self.username else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -65,15 +63,18 @@ class ProvidedCassandra:
 
 
 def from_environment() -> CassandraEndpoint | None:
-    hosts = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
+    def variable(name: str) -> str | None:
+        return os.environ.get(CassandraSettings.variable(name)) or None
+
+    hosts = (variable("cassandra_contact_points") or "").strip()
     if not hosts:
         return None
     return CassandraEndpoint(
         contact_points=tuple(host.strip() for host in hosts.split(",") if host.strip()),
-        port=int(os.environ.get("CASSANDRA_PORT", "9042")),
-        local_dc=os.environ.get("CASSANDRA_LOCAL_DC", local_cassandra.LOCAL_DC),
-        username=os.environ.get("CASSANDRA_USERNAME") or None,
-        password=os.environ.get("CASSANDRA_PASSWORD") or None,
+        port=int(variable("cassandra_port") or CassandraSettings.default("cassandra_port")),
+        local_dc=variable("cassandra_local_dc") or local_cassandra.LOCAL_DC,
+        username=variable("cassandra_username"),
+        password=variable("cassandra_password"),
         source="environment",
     )
 

@@ -10,12 +10,14 @@ from typing import Any
 
 import boto3
 
-from orderpipe_common.settings import from_mapping
+from orderpipe_common import catalog
+from orderpipe_common.settings import CassandraSettings, PowertoolsSettings, from_mapping
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
 from orderpipe_devenv.aws import resources as aws_resources
 from orderpipe_devenv.runtime.event_source import SqsEventSource
 from orderpipe_devenv.runtime.gateway import ApiGatewayEmulator, Route
 from orderpipe_devenv.runtime.lambda_pool import LocalFunction
+from orderpipe_reader.settings import ReaderSettings
 from orderpipe_schema.handler import apply_schema
 from orderpipe_schema.settings import SchemaSettings
 
@@ -54,7 +56,10 @@ class LocalRuntime:
         sqs_endpoint_url: str | None = None,
     ) -> None:
         self.config = config
-        self.cassandra_env = {**cassandra_env, "CASSANDRA_KEYSPACE": config.keyspace}
+        self.cassandra_env = {
+            **cassandra_env,
+            **CassandraSettings.environment(cassandra_keyspace=config.keyspace),
+        }
         self.aws_endpoint_url = aws_endpoint_url
         # SQS on its own server (ElasticMQ): boto3's service-specific AWS_ENDPOINT_URL_SQS.
         self.sqs_endpoint_url = sqs_endpoint_url
@@ -87,12 +92,13 @@ class LocalRuntime:
     def _function_env(self, service: str, extra: dict[str, str]) -> dict[str, str]:
         return {
             **self.aws_env,
-            "POWERTOOLS_SERVICE_NAME": service,
-            "POWERTOOLS_METRICS_NAMESPACE": "orderpipe",
-            "POWERTOOLS_LOG_LEVEL": self.config.function_log_level,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            # EMF metric lines on stdout are for CloudWatch; locally they'd drown the request log.
-            "POWERTOOLS_METRICS_DISABLED": "true",
+            **PowertoolsSettings.environment(
+                powertools_service_name=service,
+                powertools_log_level=self.config.function_log_level,
+                powertools_trace_disabled=True,  # no X-Ray daemon here
+                # EMF metric lines on stdout are for CloudWatch; locally they'd drown the request log.
+                powertools_metrics_disabled=True,
+            ),
             **extra,
         }
 
@@ -112,39 +118,37 @@ class LocalRuntime:
         )
         cassandra = {
             **self.cassandra_env,
-            "CASSANDRA_WRITE_CONSISTENCY": tuning.write_consistency,
-            "CASSANDRA_READ_CONSISTENCY": tuning.read_consistency,
+            **CassandraSettings.environment(
+                cassandra_write_consistency=tuning.write_consistency,
+                cassandra_read_consistency=tuning.read_consistency,
+            ),
         }
         resources = self.resources
         self.functions = {
             "ingest": LocalFunction(
                 name="ingest",
-                handler="orderpipe_ingest.handler.lambda_handler",
+                handler=catalog.handler_path("ingest"),
                 concurrency=config.ingest_concurrency,
-                environment=self._function_env(
-                    "ingest",
-                    {
-                        "ORDERS_QUEUE_URL": resources.queue_url,
-                        "IDEMPOTENCY_TABLE_NAME": resources.idempotency_table.name,
-                    },
-                ),
+                environment=self._function_env("ingest", resources.ingest_environment()),
             ),
             "reader": LocalFunction(
                 name="reader",
-                handler="orderpipe_reader.handler.lambda_handler",
+                handler=catalog.handler_path("reader"),
                 concurrency=config.reader_concurrency,
                 environment=self._function_env(
                     "reader",
                     {
                         **cassandra,
-                        "CACHE_TABLE_NAME": resources.cache_table.name,
-                        "CACHE_TTL_SECONDS": str(tuning.cache_ttl_seconds),
+                        **ReaderSettings.environment(
+                            cache_table_name=resources.cache_table.name,
+                            cache_ttl_seconds=tuning.cache_ttl_seconds,
+                        ),
                     },
                 ),
             ),
             "writer": LocalFunction(
                 name="writer",
-                handler="orderpipe_writer.handler.lambda_handler",
+                handler=catalog.handler_path("writer"),
                 concurrency=tuning.writer_max_concurrency,
                 environment=self._function_env("writer", cassandra),
             ),

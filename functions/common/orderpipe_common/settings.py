@@ -43,6 +43,13 @@ class FunctionSettings(BaseSettings):
         return {name.upper(): _render(value) for name, value in values.items() if value is not None}
 
     @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable of field `name` (for tools that read the environment themselves)."""
+        if name not in cls.model_fields:
+            raise SettingsError(f"{cls.__name__} has no setting {name}")
+        return name.upper()
+
+    @classmethod
     def default(cls, name: str) -> Any:
         """A field's default (for tools that state it once more, e.g. in a CLI's help)."""
         return cls.model_fields[name].get_default(call_default_factory=True)

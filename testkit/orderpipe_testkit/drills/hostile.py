@@ -279,6 +279,8 @@ def generate_and_send(
                     failures.append(
                         f"{response.status_code} {case.method} {case.formatted_path}: {case.body!r:.200}"
                     )
+        except httpx.LocalProtocolError:
+            pass  # the HTTP client itself refuses to send it (e.g. a NUL in a header): no request was made
         except httpx.HTTPError as error:
             with lock:
                 statuses[0] += 1
