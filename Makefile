@@ -33,7 +33,7 @@ constraints: ## re-export functions/constraints.txt (bundle pins) from uv.lock
 lint: ## ruff (lint + format check) and mypy
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
-	$(VENV_BIN)/mypy functions ops devenv testkit stacks tests benchmarks
+	$(VENV_BIN)/mypy functions ops devenv testkit stacks tests benchmarks clients/python/orderpipe_client
 
 format: ## apply ruff formatting and fixes
 	$(VENV_BIN)/ruff format .

@@ -1,0 +1,1 @@
+"""Python producer client for the orderpipe API."""
