@@ -39,7 +39,7 @@ def provider_for(api: ScriptedOrdersApi, **kwargs: Any) -> ClientCredentialsToke
         "client-id",
         "client-secret",
         scopes=["orders/write"],
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
