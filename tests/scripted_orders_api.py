@@ -115,6 +115,8 @@ class ScriptedOrdersApi:
     max_in_flight: int = 0
     signature_checks: list[bool] = field(default_factory=list)
     on_request: Callable[[ReceivedRequest], None] | None = None
+    # Chooses the action for a POST by its content (before the script is consulted); None: no say.
+    action_for: Callable[[ReceivedRequest], Action | None] | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -161,7 +163,9 @@ class ScriptedOrdersApi:
 
     # -- the API -----------------------------------------------------------------------------------
 
-    def _next_action(self) -> Action | None:
+    def _next_action(self, request: ReceivedRequest) -> Action | None:
+        if self.action_for is not None and (chosen := self.action_for(request)) is not None:
+            return chosen
         with self._lock:
             return self.script.pop(0) if self.script else None
 
@@ -370,7 +374,7 @@ class ScriptedOrdersApi:
                     self._done(request, "403")
                     self._send(403, {"message": "Missing Authentication Token"}, {})
                     return
-                action = api._next_action()
+                action = api._next_action(request)
                 if isinstance(action, Delay):
                     time.sleep(action.seconds)
                 if isinstance(action, Answer):

@@ -316,3 +316,20 @@ def test_get_answers_none_while_unknown_and_refuses_a_non_uuid_before_sending(
     with pytest.raises(ValueError, match="badly formed"):
         client.get("not-a-uuid")
     assert len(api.requests) == 1
+
+
+def test_leaving_submit_many_early_stops_batches_that_are_waiting_to_retry(
+    api: ScriptedOrdersApi, client: OrderpipeClient
+) -> None:
+    # Given two batches in flight, the second told to come back in 20 s
+    api.action_for = lambda request: Answer(503, 20) if b'"po-10"' in request.body else Delay(0.2)
+    orders = [order(f"po-{n}") for n in range(20)]
+    started = time.monotonic()
+    # When the caller takes the first outcome and stops iterating
+    for outcome in client.submit_many(orders, batch_size=10, max_connections=2):
+        assert outcome.status == "accepted"
+        break
+    # Then the waiting batch was abandoned (not retried 20 s later), and only the first batch is stored
+    assert time.monotonic() - started < 15
+    assert len(api.posts()) == 2
+    assert set(api.stored_by_reference()) == {f"po-{n}" for n in range(10)}

@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -54,6 +55,9 @@ from orderpipe_client.client import (
 )
 from orderpipe_client.errors import CancelledError, OrderpipeError
 from orderpipe_client.models import FieldError, OrderOutcome
+from orderpipe_client.retry import sleep_unless_cancelled
+
+log = logging.getLogger("orderpipe_client")
 
 OUTCOME_FORMAT = "orderpipe-import-outcomes"
 OUTCOME_VERSION = 1
@@ -499,7 +503,7 @@ class _Importer:
         with self.lock:
             body = keys.batch_body([self.bodies[line] for line in indexes])
         if self.limiter is not None:
-            self.client._sleep(self.limiter.reserve(len(indexes)), self.cancel)
+            sleep_unless_cancelled(self.limiter.reserve(len(indexes)), self.cancel)
         digest = hashlib.sha256(body.encode()).hexdigest()
         record = {"sending": {"key": key, "lines": list(indexes), "body_sha256": digest}}
         self.log.append([record])
@@ -655,6 +659,8 @@ class _Importer:
         finally:
             if not finished:
                 self.cancel.set()  # in-flight requests stop retrying; what they settle is still recorded
+                if in_flight:
+                    log.warning("stopping: waiting for %d requests in flight to end", len(in_flight))
             executor.shutdown(wait=True, cancel_futures=True)
         self._report()
 

@@ -41,7 +41,13 @@ from orderpipe_client.models import (
     Order,
     OrderOutcome,
 )
-from orderpipe_client.retry import REFUSAL_STATUSES, RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from orderpipe_client.retry import (
+    REFUSAL_STATUSES,
+    RETRYABLE_STATUSES,
+    RetryPolicy,
+    parse_retry_after,
+    sleep_unless_cancelled,
+)
 
 log = logging.getLogger("orderpipe_client")
 
@@ -329,7 +335,7 @@ class OrderpipeClient:
         delay = self.retry.delay(round_number, None, self._rng)
         if time.monotonic() + delay > deadline_at:
             return f"gave up at the {self.retry.deadline:g} s deadline"
-        self._sleep(delay, cancel)
+        sleep_unless_cancelled(delay, cancel)
         return None
 
     def _read_batch_answer(
@@ -414,6 +420,9 @@ class OrderpipeClient:
         the same batches, with the same keys.
         """
         workers = min(max_connections or self.max_connections, self.max_connections)
+        # Set when the caller stops iterating early (unless the caller owns the event): batches
+        # still retrying give up at once instead of running out their deadline.
+        stop = cancel or threading.Event()
         ready: dict[int, OrderOutcome] = {}
         in_flight: deque[Future[list[OrderOutcome]]] = deque()
 
@@ -428,20 +437,28 @@ class OrderpipeClient:
         next_index = 0
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="orderpipe-submit")
         try:
-            for batch in plan_batches(prepared_orders(), batch_size=batch_size):
-                in_flight.append(executor.submit(self.submit_prepared, batch, cancel=cancel))
-                while len(in_flight) >= 2 * workers or (in_flight and in_flight[0].done()):
+            batches = plan_batches(prepared_orders(), batch_size=batch_size)
+            exhausted = False
+            while True:
+                # Keep up to two batches per connection queued, then hand out what is done, in order.
+                while not exhausted and len(in_flight) < 2 * workers:
+                    batch = next(batches, None)
+                    if batch is None:
+                        exhausted = True
+                    else:
+                        in_flight.append(executor.submit(self.submit_prepared, batch, cancel=stop))
+                if in_flight:
                     ready.update((outcome.index, outcome) for outcome in in_flight.popleft().result())
-                    while next_index in ready:
-                        yield ready.pop(next_index)
-                        next_index += 1
-            while in_flight:
-                ready.update((outcome.index, outcome) for outcome in in_flight.popleft().result())
-            for index in sorted(ready):
+                while next_index in ready:
+                    yield ready.pop(next_index)
+                    next_index += 1
+                if exhausted and not in_flight:
+                    break
+            for index in sorted(ready):  # local rejections after the last batch
                 yield ready[index]
         finally:
-            for future in in_flight:
-                future.cancel()
+            if in_flight and cancel is None:
+                stop.set()
             executor.shutdown(wait=True, cancel_futures=True)
 
     # -- reading ---------------------------------------------------------------------------------
@@ -476,7 +493,7 @@ class OrderpipeClient:
                 )
             hint = parse_retry_after(response.headers.get("retry-after"))
             wait = max(MIN_POLL_SECONDS, DEFAULT_POLL_SECONDS if hint is None else hint)
-            self._sleep(min(wait, remaining), cancel)
+            sleep_unless_cancelled(min(wait, remaining), cancel)
 
     def _get(
         self, order_id: uuid.UUID | str, *, deadline_at: float, cancel: threading.Event | None
@@ -548,14 +565,7 @@ class OrderpipeClient:
                     last_status=last_status,
                 )
             log.debug("%s %s attempt %d: %s; retrying in %.2f s", method, path, attempt, last, delay)
-            self._sleep(delay, cancel)
-
-    @staticmethod
-    def _sleep(seconds: float, cancel: threading.Event | None) -> None:
-        if cancel is None:
-            time.sleep(seconds)
-        elif cancel.wait(seconds):
-            raise CancelledError("cancelled while waiting to retry")
+            sleep_unless_cancelled(delay, cancel)
 
     @staticmethod
     def _unusable(response: httpx.Response, message: str) -> Exception:

@@ -9,9 +9,13 @@ time are both bounded: a call gives up rather than wait past its deadline.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+
+from orderpipe_client.errors import CancelledError
 
 # Answers that say "not now": retrying the same request (same key, same body) later is safe.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -66,3 +70,13 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def sleep_unless_cancelled(seconds: float, cancel: threading.Event | None) -> None:
+    """Sleep; with a cancel event, wake as soon as it is set and raise CancelledError."""
+    if seconds <= 0:
+        return
+    if cancel is None:
+        time.sleep(seconds)
+    elif cancel.wait(seconds):
+        raise CancelledError("cancelled while waiting")
