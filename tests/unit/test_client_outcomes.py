@@ -179,3 +179,15 @@ def test_csv_rows_are_grouped_into_orders_by_order_ref(tmp_path: Path) -> None:
     }
     assert records[1].payload["items"] == [{"sku": "SKU-3", "quantity": "x", "unit_price": "1"}]
     assert records[2].payload is None and records[2].errors[0].type == "not_contiguous"
+
+
+def test_an_outcome_file_in_use_by_another_import_is_refused(tmp_path: Path) -> None:
+    # Given an import holding the outcome file open
+    path = tmp_path / "out.jsonl"
+    log, _ = OutcomeLog.open(path, HEADER)
+    # When a second import opens it, Then it is refused; once the first is done, it is free
+    with pytest.raises(OutcomeFileError, match="in use by another import"):
+        OutcomeLog.open(path, HEADER)
+    log.close()
+    second, _ = OutcomeLog.open(path, HEADER)
+    second.close()

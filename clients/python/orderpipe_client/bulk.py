@@ -335,16 +335,21 @@ class OutcomeLog:
     def open(cls, path: Path, header: dict[str, Any]) -> tuple[OutcomeLog, OutcomeState]:
         """Open (or create) the outcome file for an import described by `header`; refuse another import's file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        existing = path.read_bytes() if path.exists() else b""
-        records, intact = _parse_outcome_file(existing, path)
-        state = OutcomeState()
-        for record in records:
-            state.apply(record)
-        if records and state.header is None:
-            raise OutcomeFileError(f"{path} is not an import outcome file (no header)")
-        if state.header is not None:
-            _check_header(path, state.header, header)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            _lock_exclusively(descriptor, path)
+            existing = path.read_bytes()
+            records, intact = _parse_outcome_file(existing, path)
+            state = OutcomeState()
+            for record in records:
+                state.apply(record)
+            if records and state.header is None:
+                raise OutcomeFileError(f"{path} is not an import outcome file (no header)")
+            if state.header is not None:
+                _check_header(path, state.header, header)
+        except BaseException:
+            os.close(descriptor)
+            raise
         log = cls(path, descriptor)
         if intact < len(existing):
             os.ftruncate(descriptor, intact)  # drop the torn last line before appending after it
@@ -379,6 +384,18 @@ def _check_header(path: Path, found: dict[str, Any], expected: dict[str, Any]) -
                 f"{path} records an import of another file (or another version of it: {name} differs). "
                 "Resuming would skip or re-send the wrong lines; give a new outcome path to import this file."
             )
+
+
+def _lock_exclusively(descriptor: int, path: Path) -> None:
+    """One import per outcome file at a time: two would send the same lines in different batches."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no advisory locks
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise OutcomeFileError(f"{path} is in use by another import (wait for it, or stop it)") from None
 
 
 def _fsync_directory(directory: Path) -> None:
