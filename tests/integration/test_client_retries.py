@@ -299,14 +299,20 @@ def test_wait_until_readable_polls_as_the_404s_retry_after_says(
     assert stored.client_reference == "po-1"
 
 
-def test_wait_until_readable_gives_up_at_its_timeout(api: ScriptedOrdersApi, client: OrderpipeClient) -> None:
+def test_wait_until_readable_gives_up_at_its_timeout_polling_no_faster_than_retry_after(
+    api: ScriptedOrdersApi, client: OrderpipeClient
+) -> None:
     # Given an id the API does not know (404 + Retry-After: 1 forever)
     unknown = uuid.uuid4()
-    # When the client waits 1.5 s for it, Then it gives up, after a poll at the start, one a second
-    # later, and a last one at the deadline
+    started = time.monotonic()
+    # When the client waits 1.5 s for it, Then it gives up once the 1.5 s are over
     with pytest.raises(OrderNotReadableError):
         client.wait_until_readable(unknown, timeout=1.5)
-    assert len([r for r in api.requests if r.method == "GET"]) == 3
+    assert time.monotonic() - started >= 1.5
+    # And it polled at most at 0 s, 1 s (Retry-After) and a last time at the deadline
+    gets = [r for r in api.requests if r.method == "GET"]
+    assert 2 <= len(gets) <= 3
+    assert gaps(gets)[0] >= RETRY_AFTER - 0.05
 
 
 def test_get_answers_none_while_unknown_and_refuses_a_non_uuid_before_sending(

@@ -139,6 +139,9 @@ def run_submit(args: argparse.Namespace) -> int:
     from orderpipe_client.errors import AuthenticationError, TokenRequestError, UnexpectedResponseError
     from orderpipe_client.retry import RetryPolicy
 
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # httpx logs every request at INFO: thousands of lines under the progress bar.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     auths: list[httpx.Auth] = []
     if args.token_url:
         provider = ClientCredentialsTokenProvider(
@@ -278,8 +281,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
     register(subparsers)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s")
-    if not args.verbose:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
