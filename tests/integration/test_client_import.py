@@ -6,10 +6,8 @@ id, whatever was sent twice on the way.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -17,7 +15,6 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -262,22 +259,3 @@ def test_a_csv_file_is_imported_one_order_per_order_ref(api: ScriptedOrdersApi, 
         ("SKU-1", 2, "19.99"),
         ("SKU-2", 1, "5"),
     ]
-
-
-def test_the_help_examples_parse(capsys: pytest.CaptureFixture[str]) -> None:
-    # Given the command's --help
-    with pytest.raises(SystemExit) as exited:
-        cli.main(["submit", "--help"], prog="orderpipe-client")
-    assert exited.value.code == 0
-    text = capsys.readouterr().out
-    # Then each example command in it parses with the command's own options
-    examples = " ".join(text.split("examples:")[1].split("CSV columns:")[0].split("\\\n")).splitlines()
-    commands = [line.strip() for line in examples if "orderpipe-client submit" in line]
-    assert len(commands) == 3
-    parser = argparse.ArgumentParser()
-    cli.register(parser.add_subparsers())
-    for command in commands:
-        words = shlex.split(command)
-        words = words[words.index("submit") :]
-        parsed: Any = parser.parse_args(words)
-        assert parsed.handler is cli.run_submit

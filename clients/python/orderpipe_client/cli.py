@@ -14,6 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# Where the `orderpipe` command line lists this command (orderpipe_ops.cli.AUDIENCES).
+AUDIENCE = "producer"
+
 EXIT_OK = 0
 EXIT_REFUSED = 1  # some line was rejected, or is not accepted yet (failed): see the outcome file
 EXIT_USAGE = 2  # bad arguments, credentials refused, an outcome file of another import
