@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from orderpipe_client import CancelledError, OrderpipeClient, RetryPolicy, cli
+from orderpipe_client import OperationCancelledError, OrderpipeClient, RetryPolicy, cli
 from orderpipe_client.bulk import ImportProgress, import_file, read_outcomes
 from tests.scripted_orders_api import Delay, DropAfterProcessing, ScriptedOrdersApi, order
 
@@ -140,7 +140,7 @@ def test_a_batch_in_flight_when_interrupted_is_resent_with_the_same_key_and_stor
     api.script = [Delay(0), DropAfterProcessing()]
     api.on_request = lambda request: cancel.set() if len(api.posts()) == 2 else None
     with OrderpipeClient(api.url, api_key="key", retry=FAST) as client:
-        with pytest.raises(CancelledError):
+        with pytest.raises(OperationCancelledError):
             import_file(source, client, outcome_path=outcomes, concurrency=1, batch_size=20, cancel=cancel)
         interrupted = api.posts()[-1]
         assert interrupted.outcome == "dropped"

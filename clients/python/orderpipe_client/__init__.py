@@ -21,7 +21,7 @@ from orderpipe_client.auth import (
 from orderpipe_client.client import OrderpipeClient, PreparedOrder, plan_batches
 from orderpipe_client.errors import (
     AuthenticationError,
-    CancelledError,
+    OperationCancelledError,
     OrderNotReadableError,
     OrderpipeError,
     OrderRejectedError,
@@ -48,10 +48,10 @@ __all__ = [
     "BatchAccepted",
     "BatchItemResult",
     "BearerTokenAuth",
-    "CancelledError",
     "ClientCredentialsTokenProvider",
     "ErrorResponse",
     "FieldError",
+    "OperationCancelledError",
     "Order",
     "OrderNotReadableError",
     "OrderOutcome",

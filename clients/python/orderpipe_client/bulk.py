@@ -53,7 +53,7 @@ from orderpipe_client.client import (
     PreparedOrder,
     plan_batches,
 )
-from orderpipe_client.errors import CancelledError, OrderpipeError
+from orderpipe_client.errors import OperationCancelledError, OrderpipeError
 from orderpipe_client.models import FieldError, OrderOutcome
 from orderpipe_client.retry import sleep_unless_cancelled
 
@@ -719,8 +719,8 @@ def import_file(
     orders per second (batches are then at most about one second's worth); `concurrency` is the
     number of batch requests in flight. `progress` is called from the calling thread after each
     batch; an exception it raises stops the import (in-flight requests finish and are recorded).
-    Setting `cancel` stops it too (CancelledError). Raises OutcomeFileError when the outcome file
-    belongs to another file, SourceFormatError for a CSV without the required columns.
+    Setting `cancel` stops it too (OperationCancelledError). Raises OutcomeFileError when the
+    outcome file belongs to another file, SourceFormatError for a CSV without the required columns.
     """
     source = Path(path)
     source_format = source_format or detect_format(source)
@@ -768,9 +768,9 @@ def iter_refusals(path: Path) -> Iterable[dict[str, Any]]:
 
 
 __all__ = [
-    "CancelledError",
     "ImportProgress",
     "ImportResult",
+    "OperationCancelledError",
     "OutcomeFileError",
     "OutcomeLog",
     "OutcomeState",

@@ -27,7 +27,7 @@ from orderpipe_client._version import __version__
 from orderpipe_client.auth import ApiKeyAuth, combine
 from orderpipe_client.errors import (
     AuthenticationError,
-    CancelledError,
+    OperationCancelledError,
     OrderNotReadableError,
     OrderRejectedError,
     SubmitFailedError,
@@ -537,7 +537,7 @@ class OrderpipeClient:
         attempt = 0
         while True:
             if cancel is not None and cancel.is_set():
-                raise CancelledError(f"{method} {path} cancelled")
+                raise OperationCancelledError(f"{method} {path} cancelled")
             attempt += 1
             retry_after: float | None = None
             try:

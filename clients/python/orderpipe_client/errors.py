@@ -53,5 +53,5 @@ class TokenRequestError(OrderpipeError):
     """The OAuth token endpoint did not issue a token."""
 
 
-class CancelledError(OrderpipeError):
+class OperationCancelledError(OrderpipeError):
     """The operation was cancelled (its cancel event was set) before it finished."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from orderpipe_client.errors import CancelledError
+from orderpipe_client.errors import OperationCancelledError
 
 # Answers that say "not now": retrying the same request (same key, same body) later is safe.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -73,10 +73,10 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def sleep_unless_cancelled(seconds: float, cancel: threading.Event | None) -> None:
-    """Sleep; with a cancel event, wake as soon as it is set and raise CancelledError."""
+    """Sleep; with a cancel event, wake as soon as it is set and raise OperationCancelledError."""
     if seconds <= 0:
         return
     if cancel is None:
         time.sleep(seconds)
     elif cancel.wait(seconds):
-        raise CancelledError("cancelled while waiting")
+        raise OperationCancelledError("cancelled while waiting")
