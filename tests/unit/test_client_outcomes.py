@@ -14,6 +14,7 @@ from orderpipe_client.bulk import (
     OutcomeFileError,
     OutcomeLog,
     SentBatch,
+    SourceFormatError,
     read_csv,
     read_jsonl,
     read_outcomes,
@@ -151,7 +152,8 @@ def test_csv_rows_are_grouped_into_orders_by_order_ref(tmp_path: Path) -> None:
     # Given two orders, one with two line items and an address, and an order whose rows are split
     path = tmp_path / "orders.csv"
     path.write_text(
-        "order_ref,customer_id,currency,sku,quantity,unit_price,ship_name,ship_line1,ship_city,ship_postal_code,ship_country\n"
+        "order_ref,customer_id,currency,sku,quantity,unit_price,"
+        "ship_name,ship_line1,ship_city,ship_postal_code,ship_country\n"
         "po-1,cust-1,EUR,SKU-1,2,19.99,Ada,1 Street,London,N1,GB\n"
         "po-1,,,SKU-2,1,5.00,,,,,\n"
         "po-2,cust-2,USD,SKU-3,x,1,,,,,\n"
@@ -191,3 +193,20 @@ def test_an_outcome_file_in_use_by_another_import_is_refused(tmp_path: Path) -> 
     log.close()
     second, _ = OutcomeLog.open(path, HEADER)
     second.close()
+
+
+def test_csv_rows_of_one_order_that_disagree_are_refused_locally(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_ref,customer_id,currency,sku,quantity,unit_price\npo-1,cust-1,EUR,SKU-1,1,1\npo-1,cust-1,USD,SKU-2,1,1\n"
+    )
+    (record,) = read_csv(path)
+    assert record.payload is None
+    assert [(error.field, error.type) for error in record.errors] == [("currency", "inconsistent")]
+
+
+def test_a_csv_without_the_required_columns_is_refused_naming_them(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("order_ref,customer,currency,sku,quantity,unit_price\npo-1,c,EUR,S,1,1\n")
+    with pytest.raises(SourceFormatError, match="missing columns customer_id; unknown columns customer"):
+        list(read_csv(path))

@@ -333,7 +333,7 @@ class OutcomeLog:
 
     @classmethod
     def open(cls, path: Path, header: dict[str, Any]) -> tuple[OutcomeLog, OutcomeState]:
-        """Open (or create) the outcome file for an import described by `header`; refuse another import's file."""
+        """Open (or create) the outcome file of the import `header` describes; refuse another's."""
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:

@@ -57,7 +57,7 @@ class RetryPolicy:
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delay-seconds or an HTTP-date); None if absent or unreadable."""
+    """Seconds from a `Retry-After` header (delay-seconds or an HTTP-date); None if absent or unreadable."""
     if value is None:
         return None
     text = value.strip()
