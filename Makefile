@@ -28,7 +28,7 @@ setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra
 constraints: ## re-export functions/constraints.txt (bundle pins) from uv.lock
 	@{ echo "# Versions for every package a function bundle may install, exported from uv.lock (make constraints)."; \
 	   echo "# Bundling passes this to pip as --constraint, so transitive dependencies are pinned as in the lock."; \
-	   $(UV) export --frozen --no-dev --no-hashes --no-emit-workspace --no-header --no-annotate; } > functions/constraints.txt
+	   $(UV) export --frozen --no-default-groups --no-hashes --no-emit-workspace --no-header --no-annotate; } > functions/constraints.txt
 
 lint: ## ruff (lint + format check) and mypy
 	$(VENV_BIN)/ruff check .
