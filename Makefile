@@ -17,13 +17,17 @@ VENV_BIN := .venv/bin
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra jars)
+setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra jars, Toxiproxy)
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.8"
 	$(UV) sync --frozen
 	@# The `orderpipe` command belongs to the ops package; an older checkout's venv may have lost it.
 	@test -x $(VENV_BIN)/orderpipe || $(UV) sync --frozen --reinstall-package orderpipe-ops
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 	$(VENV_BIN)/orderpipe cassandra fetch
+	@# Toxiproxy (built with Go) is needed by the fault-injection tests: under CI its absence fails set-up;
+	@# elsewhere those tests are skipped, with this warning.
+	@$(VENV_BIN)/orderpipe toxiproxy fetch || case "$${CI:-}" in 1|true|yes) exit 1;; \
+	  *) echo "warning: no Toxiproxy; the fault-injection tests will be skipped" >&2;; esac
 
 constraints: ## re-export functions/constraints.txt (bundle pins) from uv.lock
 	@{ echo "# Versions for every package a function bundle may install, exported from uv.lock (make constraints)."; \

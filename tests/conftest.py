@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.aws",
     "tests.fixtures.cassandra",
     "tests.fixtures.pipeline",
+    "tests.fixtures.toxiproxy",
 ]
 
 

@@ -161,6 +161,10 @@ class ServerProcess(ABC):
     def answers(self) -> bool:
         """True once the server serves requests."""
 
+    def environment(self) -> dict[str, str] | None:
+        """The child's environment (None: ours)."""
+        return None
+
     def start(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=f"orderpipe-{self.name}-"))
         command = self.command()
@@ -171,6 +175,7 @@ class ServerProcess(ABC):
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                env=self.environment(),
                 preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + self.start_timeout_seconds
