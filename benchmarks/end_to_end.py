@@ -35,7 +35,7 @@ def measure(
     progress: Callable[[str], None] = print,
     plot_path: Any = None,
 ) -> dict[str, Any]:
-    for noisy in ("orderpipe.api", "orderpipe.event_source"):
+    for noisy in ("orderpipe.gateway", "orderpipe.event_source"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with local_aws(sqs_backend) as aws:
         config = RuntimeConfig(

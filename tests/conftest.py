@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -12,6 +13,9 @@ from orderpipe_devenv.lambda_events import LocalLambdaContext
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "orderpipe-tests")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "orderpipe")
+# A developer's running `orderpipe run` must not leak into the tests (its state file tells tools where
+# it listens), nor a test's `orderpipe run` overwrite the developer's state file.
+os.environ["ORDERPIPE_STATE_DIR"] = tempfile.mkdtemp(prefix="orderpipe-test-state-")
 
 pytest_plugins = [
     "tests.fixtures.aws",

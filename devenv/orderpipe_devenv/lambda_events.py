@@ -5,6 +5,8 @@
   server. `proxy_response` reads a handler's answer back.
 - SQS events as an event source mapping delivers them: `sqs_event_from_messages` from received
   messages (the local event source), `sqs_event_from_bodies` from made-up bodies (tests, benchmarks).
+- CloudFormation custom resource events as the Provider framework hands them to an on-event
+  handler (`custom_resource_event`): the local runtime applies the schema that way.
 - `LocalLambdaContext`: enough of the Lambda context object for Powertools and the handlers,
   with a real deadline behind `get_remaining_time_in_millis()`.
 
@@ -270,3 +272,32 @@ def sqs_event_from_messages(messages: Iterable[Mapping[str, Any]], *, queue_arn:
             for message in messages
         ]
     }
+
+
+# --- CloudFormation custom resource events (Provider framework, on-event handler) ------------------
+
+
+def custom_resource_event(
+    request_type: str,
+    properties: Mapping[str, Any],
+    *,
+    physical_resource_id: str | None = None,
+    old_properties: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The event a CDK Provider framework passes to its on-event handler (Create, Update or Delete)."""
+    stack_id = f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/orderpipe-local/{uuid.uuid4()}"
+    event: dict[str, Any] = {
+        "RequestType": request_type,
+        "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:orderpipe-local-provider",
+        "ResponseURL": "http://127.0.0.1/unused",  # the framework answers CloudFormation, not the handler
+        "StackId": stack_id,
+        "RequestId": str(uuid.uuid4()),
+        "LogicalResourceId": "SchemaMigrations",
+        "ResourceType": "Custom::OrderpipeSchema",
+        "ResourceProperties": {"ServiceToken": "local", **properties},
+    }
+    if physical_resource_id is not None:
+        event["PhysicalResourceId"] = physical_resource_id
+    if old_properties is not None:
+        event["OldResourceProperties"] = dict(old_properties)
+    return event

@@ -124,7 +124,30 @@ def log_tail(path: Path | None, lines: int = 40) -> str:
         return "(no log)"
 
 
-class ServerProcess(ABC):
+class Started(ABC):
+    """`with thing:` starts it and always stops it, a half-done start included (stop must be safe then)."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class ServerProcess(Started):
     """A server on loopback run as our child: `with Server() as server: server.endpoint_url`.
 
     Subclasses give the command and a readiness probe; this class owns the working directory (for
@@ -201,16 +224,3 @@ class ServerProcess(ABC):
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -60,14 +60,28 @@ def build_parser(modules: Sequence[ModuleType] | None = None) -> argparse.Argume
     return parser
 
 
+def _service_of(logger_name: str) -> str:
+    """The part a log line comes from: `orderpipe.gateway` -> gateway, `orderpipe_devenv.cassandra.node`
+    -> cassandra, the driver's `cassandra.cluster` -> cassandra-driver."""
+    parts = logger_name.split(".")
+    if parts[0] in {"orderpipe", "orderpipe_devenv", "orderpipe_testkit", "orderpipe_ops"} and len(parts) > 1:
+        return parts[1].replace("_", "-")
+    return {"cassandra": "cassandra-driver"}.get(parts[0], parts[0])
+
+
+class _ServiceFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = _service_of(record.name)
+        return True
+
+
 def _configure_logging(*, verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=True)],
-    )
+    handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=True)
+    # Every line names its part (gateway, event-source, runtime, cassandra, ...), as the functions'
+    # JSON lines name theirs in "service".
+    handler.addFilter(_ServiceFilter())
+    logging.basicConfig(level=level, format="[%(service)s] %(message)s", datefmt="[%X]", handlers=[handler])
     # The driver and friends are chatty at INFO; their warnings still show.
     for noisy in ("cassandra", "urllib3", "botocore"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

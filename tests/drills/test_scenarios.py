@@ -56,7 +56,7 @@ def test_producer_retries_with_one_idempotency_key_make_one_order(shared_runtime
     assert report.lost == 0
 
 
-def test_writer_killed_mid_batch_redelivery_completes_it(cassandra_endpoint):
+def test_crash_of_the_writer_mid_batch_is_completed_by_redelivery(cassandra_endpoint):
     # Given 400 orders queued before the writer starts (large batches)
     # When the writer's processes are SIGKILLed after the first inserts of a batch
     report = scenarios.writer_crash(cassandra_endpoint)

@@ -1,4 +1,5 @@
-"""The README's run command itself: `orderpipe run` comes up, its printed curls work, it stops cleanly."""
+"""The README's run command itself: `orderpipe run` comes up, its printed curls work, the operator
+tools and the load generator find it by themselves, and it stops cleanly."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.cassandra
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
 
 
-def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
+def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
     # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
@@ -75,6 +76,44 @@ def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endp
             time.sleep(0.5)
         assert order is not None, "the order never became readable"
         assert order["items"][0]["unit_price"] == "19.99"
+        # And the commands the banner prints, run with no endpoint, URL or key in the environment,
+        # find this pipeline through its state file and work
+        bare_env = {
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ["HOME"],
+            "ORDERPIPE_STATE_DIR": os.environ["ORDERPIPE_STATE_DIR"],
+            "COLUMNS": "200",
+        }
+        for command in ("orderpipe queue status", "orderpipe dlq inspect"):
+            assert f"  {command}" in text, f"the banner does not print `{command}`"
+            done = subprocess.run(
+                [str(ORDERPIPE), *command.split()[1:]],
+                capture_output=True,
+                text=True,
+                env=bare_env,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "pipeline: the local pipeline of `orderpipe run`" in done.stderr
+        status = subprocess.run(
+            [str(ORDERPIPE), "queue", "status", "--json"],
+            capture_output=True,
+            text=True,
+            env=bare_env,
+            timeout=60,
+        )
+        measures = {m["name"]: m for m in json.loads(status.stdout)["measures"]}
+        assert measures["DLQ visible"]["threshold"] == 0  # the stack's alarm thresholds, read from the alarms
+        report = tmp_path / "load.json"
+        load = subprocess.run(
+            [str(ORDERPIPE), "load", "--count", "50", "--no-plot", "--report", str(report)],
+            capture_output=True,
+            text=True,
+            env=bare_env,
+            timeout=120,
+        )
+        assert load.returncode == 0, load.stdout + load.stderr
+        assert json.loads(report.read_text())["orders_accepted"] == 50
         # the emulators it started (moto, and ElasticMQ for SQS when it is the default)
         emulator_ports = [int(port) for port in re.findall(r"(?:AWS|SQS):\s+http://127\.0\.0\.1:(\d+)", text)]
         assert emulator_ports, text
@@ -82,9 +121,10 @@ def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endp
         # When the user presses Ctrl-C
         process.send_signal(signal.SIGINT)
         exit_code = process.wait(timeout=90)
-    # Then it stops cleanly, leaving no emulator behind: their ports no longer answer
+    # Then it stops cleanly, leaving no emulator behind (their ports no longer answer) and no state file
     assert exit_code == 0, output.read_text()[-3000:]
     assert "stopped." in output.read_text()
+    assert not (Path(os.environ["ORDERPIPE_STATE_DIR"]) / "local-pipeline.json").exists()
     for port in emulator_ports:
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
             pass

@@ -489,12 +489,53 @@ def test_no_wildcard_actions(default_synth: Synthesized, secret_vpc_synth: Synth
             assert "*" not in action, f"wildcard action {action!r} in {statement}"
 
 
-def test_least_privilege_grants(default_synth: Synthesized) -> None:
-    """Each function gets exactly the data-plane actions it uses."""
-    statements = _statements(default_synth)
-    actions = {
-        a for s in statements for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+# Data-plane actions (X-Ray's and the VPC ENI policy aside) each function's role may use, and on what.
+DATA_PLANE_GRANTS: dict[str, dict[str, str]] = {
+    "ingest": {
+        "sqs:SendMessage": "OrdersQueue",
+        "sqs:GetQueueAttributes": "OrdersQueue",
+        "sqs:GetQueueUrl": "OrdersQueue",
+        "dynamodb:GetItem": "TablesIdempotency",
+        "dynamodb:PutItem": "TablesIdempotency",
+        "dynamodb:UpdateItem": "TablesIdempotency",
+        "dynamodb:DeleteItem": "TablesIdempotency",
+    },
+    "writer": {
+        "sqs:ReceiveMessage": "OrdersQueue",
+        "sqs:DeleteMessage": "OrdersQueue",
+        "sqs:ChangeMessageVisibility": "OrdersQueue",
+        "sqs:GetQueueAttributes": "OrdersQueue",
+        "sqs:GetQueueUrl": "OrdersQueue",
+    },
+    "reader": {"dynamodb:GetItem": "TablesCache", "dynamodb:PutItem": "TablesCache"},
+    "schema": {},
+}
+
+
+def _role_grants(synth: Synthesized, name: str) -> dict[str, set[str]]:
+    """action -> the logical ids of the resources it is granted on, for the function's role only."""
+    role = function(synth, name)[1]["Properties"]["Role"]["Fn::GetAtt"][0]
+    grants: dict[str, set[str]] = {}
+    for policy in resources(synth, "AWS::IAM::Policy").values():
+        if {"Ref": role} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            targets = json.dumps(statement.get("Resource"))
+            for action in actions:
+                grants.setdefault(action, set()).add(targets)
+    return grants
+
+
+@pytest.mark.parametrize("name", list(DATA_PLANE_GRANTS))
+def test_least_privilege_grants(default_synth: Synthesized, name: str) -> None:
+    """Each function's own role gets exactly the data-plane actions it uses, on its own resources."""
+    grants = {
+        action: targets
+        for action, targets in _role_grants(default_synth, name).items()
+        if not action.startswith("xray:")
     }
-    assert "sqs:SendMessage" in actions
-    assert "dynamodb:Scan" not in actions and "dynamodb:Query" not in actions
-    assert "dynamodb:BatchWriteItem" not in actions
+    expected = DATA_PLANE_GRANTS[name]
+    assert set(grants) == set(expected), f"{name}: {sorted(grants)}"
+    for action, resource in expected.items():
+        assert all(resource in target for target in grants[action]), f"{name} {action} on {grants[action]}"

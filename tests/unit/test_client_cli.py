@@ -33,7 +33,7 @@ def test_the_help_examples_parse(capsys: pytest.CaptureFixture[str]) -> None:
     # Then each example command in it parses with the command's own options
     examples = " ".join(text.split("examples:")[1].split("CSV columns:")[0].split("\\\n")).splitlines()
     commands = [line.strip() for line in examples if "orderpipe-client submit" in line]
-    assert len(commands) == 3
+    assert len(commands) == 4
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
     for command in commands:

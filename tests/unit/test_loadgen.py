@@ -194,3 +194,31 @@ def test_invalid_configs_are_refused(changes: dict[str, Any]) -> None:
     config = {"base_url": "http://127.0.0.1:1", "api_key": "k", "count": 1, **changes}
     with pytest.raises(ValueError):  # noqa: PT011
         LoadConfig(**config).validate()
+
+
+def test_the_live_rate_after_sending_is_the_whole_runs_not_a_decaying_window(serve: Any) -> None:
+    # Given a run whose sampled orders take a while to become readable (so progress goes on after sending)
+    api = ScriptedApi([202], ready_after=15)
+    url = serve(api)
+    snapshots: list[Any] = []
+    # When it runs, reporting progress often
+    report = run_load(
+        LoadConfig(
+            base_url=url,
+            api_key="k",
+            rate=40,
+            concurrency=2,
+            duration_s=1.5,
+            visibility_every_s=0.5,
+            visibility_poll_interval_s=0.05,
+        ),
+        progress=snapshots.append,
+        progress_every_s=0.05,
+    ).as_dict()
+    # Then while sending the line shows a recent rate, and once sending ended it shows the whole run's rate,
+    # which does not fall as the visibility polls go on
+    after = [s for s in snapshots if not s.sending]
+    assert any(s.sending for s in snapshots) and after, "progress was reported both while and after sending"
+    whole_run = report["orders_accepted"] / report["config"]["duration_s"]
+    assert {round(s.current_orders_per_s, 6) for s in after} == {round(after[0].current_orders_per_s, 6)}
+    assert after[-1].current_orders_per_s == pytest.approx(whole_run, rel=0.35)

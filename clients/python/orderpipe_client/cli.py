@@ -36,7 +36,10 @@ not accepted (run again to retry those), 2 for bad arguments or credentials, 130
 
 EPILOG = """\
 examples:
-  # the local runtime (`orderpipe run` prints its URL and API key)
+  # the local pipeline of a running `orderpipe run` (found through its state file)
+  %(prog)s orders.jsonl
+
+  # any API: its URL and an API key
   %(prog)s orders.jsonl --url http://127.0.0.1:8080 --api-key KEY
 
   # at most 200 orders/s, 8 requests in flight, outcomes in a chosen file
@@ -130,6 +133,7 @@ def run_submit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
+    _default_to_the_local_pipeline(args, console)
     problem = _check_arguments(args)
     if problem:
         console.print(f"[red]{problem}[/red]")
@@ -192,9 +196,27 @@ def run_submit(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_REFUSED
 
 
+def _default_to_the_local_pipeline(args: argparse.Namespace, console: Any) -> None:
+    """No URL given: the local pipeline of a running `orderpipe run`, when orderpipe-ops is installed
+    alongside (it owns the state file that says where that pipeline listens)."""
+    if args.url:
+        return
+    try:
+        from orderpipe_ops import local_pipeline
+    except ImportError:
+        return
+    pipeline = local_pipeline.read()
+    if pipeline is None:
+        return
+    args.url = pipeline.api_url
+    if not (args.api_key or args.token_url or args.sigv4_region):
+        args.api_key = pipeline.credentials.get("x-api-key")
+    console.print(f"pipeline: {pipeline.description}", highlight=False, markup=False)
+
+
 def _check_arguments(args: argparse.Namespace) -> str | None:
     if not args.url:
-        return "no API URL: pass --url or set ORDERPIPE_URL"
+        return "no API URL: pass --url or set ORDERPIPE_URL (or start a local pipeline with `orderpipe run`)"
     if not args.url.startswith(("http://", "https://")):
         return f"--url must start with http:// or https://, not {args.url!r}"
     if not args.file.is_file():

@@ -92,10 +92,11 @@ def run(args: argparse.Namespace) -> int:
     from orderpipe_devenv.cassandra.source import CassandraUnavailableError, provide_cassandra
     from orderpipe_devenv.processes import free_port
     from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
+    from orderpipe_ops import local_pipeline
 
     console = Console(stderr=True)
     if args.quiet_requests:
-        for name in ("orderpipe.api", "orderpipe.event_source"):
+        for name in ("orderpipe.gateway", "orderpipe.event_source"):
             logging.getLogger(name).setLevel(logging.WARNING)
     tuning = DEFAULT_TUNING.with_overrides(dict(args.tuning))
     with ExitStack() as stack:
@@ -128,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
                     sqs_endpoint_url=sqs_endpoint,
                 )
             )
-        _print_banner(console, runtime, cassandra.endpoint.source)
+        # Where its parts listen, for the operator tools, `orderpipe load` and `orderpipe submit`.
+        pipeline = runtime.describe(cassandra_source=cassandra.endpoint.source)
+        state_file = local_pipeline.write(pipeline)
+        stack.callback(local_pipeline.remove, pipeline.pid, state_file)
+        _print_banner(console, runtime, cassandra.endpoint.source, state_file)
         # From here on Ctrl-C means "stop cleanly" (during start-up it interrupts as usual).
         stop = _stop_on_ctrl_c_or_sigterm()
         stop.wait(args.duration)
@@ -137,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_banner(console: Any, runtime: Any, cassandra_source: str) -> None:
+def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file: Any) -> None:
     from rich.panel import Panel
 
     url, key = runtime.url, runtime.config.api_key
@@ -172,6 +177,11 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str) -> None:
         f"  curl -s -X POST {url}/orders -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{sample}'",
         "GET it (put the order_id from the answer in place of ORDER_ID):",
         f"  curl -s {url}/orders/ORDER_ID -H 'x-api-key: {key}'",
+        f"Operate it (these commands find this pipeline through {state_file}):",
+        "  orderpipe queue status                       # depths, oldest message, DLQ, against the alarms",
+        "  orderpipe dlq inspect                        # why messages failed, nothing consumed",
+        "  orderpipe load --rate 50 --duration 10       # load with a live progress bar and a report",
+        "  orderpipe submit orders.jsonl                # import a file of orders (resumable)",
         "Ctrl-C stops everything.",
     ]
     for line in lines:

@@ -2,7 +2,9 @@
 
 It enforces what the deployed API enforces before a function sees a request: the API key
 (`x-api-key`, 403 otherwise), the route table (403 "Missing Authentication Token" for unknown
-routes, as API Gateway answers) and the payload size bound (413).
+routes, as API Gateway answers) and the payload size bound (413). Its own answers have the deployed
+gateway's body, `{"error": {"code": <gateway response type>, "message": ...}}` (the templates the
+stack sets on DEFAULT_4XX and DEFAULT_5XX, stacks/api.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from orderpipe_devenv.lambda_events import match_resource, rest_proxy_event
 
-log = logging.getLogger("orderpipe.api")
+log = logging.getLogger("orderpipe.gateway")
 
 # API Gateway's hard limit on a request payload.
 API_GATEWAY_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
@@ -77,11 +79,15 @@ class ApiGatewayEmulator:
         url = urlsplit(raw_path)
         route, path_parameters = self._route(method, url.path)
         if route is None:
-            return _gateway_error(HTTPStatus.FORBIDDEN, "Missing Authentication Token")
+            return _gateway_error(
+                HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
+            )
         if headers.get("x-api-key") != self.api_key:
-            return _gateway_error(HTTPStatus.FORBIDDEN, "Forbidden")
+            return _gateway_error(HTTPStatus.FORBIDDEN, "INVALID_API_KEY", "Forbidden")
         if len(body) > self.max_payload_bytes:
-            return _gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long")
+            return _gateway_error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long"
+            )
         event = rest_proxy_event(
             method,
             url.path,
@@ -96,7 +102,7 @@ class ApiGatewayEmulator:
             response = route.invoke(event)
         except Exception:
             log.exception("function failed on %s %s", method, url.path)
-            return _gateway_error(HTTPStatus.BAD_GATEWAY, "Internal server error")
+            return _gateway_error(HTTPStatus.BAD_GATEWAY, "DEFAULT_5XX", "Internal server error")
         response_headers = {name: str(value) for name, value in (response.get("headers") or {}).items()}
         for name, values in (response.get("multiValueHeaders") or {}).items():
             response_headers[name] = ", ".join(str(v) for v in values)
@@ -121,7 +127,7 @@ class ApiGatewayEmulator:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > gateway.max_payload_bytes:
                     status, headers, body = _gateway_error(
-                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Too Long"
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long"
                     )
                     self.close_connection = True  # the unread body must not be taken as the next request
                 else:
@@ -150,5 +156,7 @@ class ApiGatewayEmulator:
         return RequestHandler
 
 
-def _gateway_error(status: HTTPStatus, message: str) -> tuple[int, dict[str, str], bytes]:
-    return int(status), {"Content-Type": "application/json"}, json.dumps({"message": message}).encode()
+def _gateway_error(status: HTTPStatus, response_type: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    """An answer of the gateway itself, in the body the deployed stack's gateway responses give."""
+    body = {"error": {"code": response_type, "message": message}}
+    return int(status), {"Content-Type": "application/json"}, json.dumps(body).encode()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +27,8 @@ _function_name = "local"
 def _initialize(handler_path: str, function_name: str, environment: Mapping[str, str]) -> None:
     global _handler, _function_name
     os.environ.update(environment)
+    # Powertools warns on every invocation that emits no metric (a refused request, the schema step).
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     module_name, _, attribute = handler_path.rpartition(".")
     _handler = getattr(importlib.import_module(module_name), attribute)
     _function_name = function_name

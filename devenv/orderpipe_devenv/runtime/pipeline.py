@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import boto3
 
 from orderpipe_common import catalog
-from orderpipe_common.settings import CassandraSettings, PowertoolsSettings, from_mapping
+from orderpipe_common.settings import CassandraSettings, PowertoolsSettings
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
 from orderpipe_devenv.aws import resources as aws_resources
+from orderpipe_devenv.lambda_events import custom_resource_event
+from orderpipe_devenv.processes import Started
 from orderpipe_devenv.runtime.event_source import SqsEventSource
 from orderpipe_devenv.runtime.gateway import ApiGatewayEmulator, Route
 from orderpipe_devenv.runtime.lambda_pool import LocalFunction
+from orderpipe_ops.local_pipeline import LocalPipeline
 from orderpipe_reader.settings import ReaderSettings
-from orderpipe_schema.handler import apply_schema
 from orderpipe_schema.settings import SchemaSettings
 
 log = logging.getLogger("orderpipe.runtime")
@@ -44,7 +46,7 @@ class RuntimeConfig:
     function_log_level: str = "WARNING"
 
 
-class LocalRuntime:
+class LocalRuntime(Started):
     """Context manager: everything runs inside `with`, and everything stops at its end."""
 
     def __init__(
@@ -112,10 +114,6 @@ class LocalRuntime:
             dynamodb=self.client("dynamodb"),
             cloudwatch=self.client("cloudwatch"),
         )
-        log.info("applying the schema to keyspace %s", config.keyspace)
-        apply_schema(
-            from_mapping(SchemaSettings, self.cassandra_env, cassandra_replication=config.replication)
-        )
         cassandra = {
             **self.cassandra_env,
             **CassandraSettings.environment(
@@ -123,6 +121,7 @@ class LocalRuntime:
                 cassandra_read_consistency=tuning.read_consistency,
             ),
         }
+        self._apply_schema(cassandra)
         resources = self.resources
         self.functions = {
             "ingest": LocalFunction(
@@ -186,20 +185,45 @@ class LocalRuntime:
             function.close()
         self.gateway, self.event_source, self.functions = None, None, {}
 
+    def _apply_schema(self, cassandra: dict[str, str]) -> None:
+        """The schema function's handler, in its own environment, given the event CloudFormation's
+        custom resource gives it on a deploy."""
+        log.info("applying the schema to keyspace %s", self.config.keyspace)
+        schema = LocalFunction(
+            name="schema",
+            handler=catalog.handler_path("schema"),
+            concurrency=1,
+            environment=self._function_env(
+                "schema",
+                {**cassandra, **SchemaSettings.environment(cassandra_replication=self.config.replication)},
+            ),
+        )
+        try:
+            answer = schema.invoke(custom_resource_event("Create", {"Keyspace": self.config.keyspace}))
+        finally:
+            schema.close()
+        log.info("schema applied: %s", answer.get("Data", {}))
+
+    def describe(self, *, cassandra_source: str) -> LocalPipeline:
+        """Where this runtime's parts listen, as the local-pipeline state file records it."""
+        assert self.resources is not None, "the runtime is not started"
+        contact = self.cassandra_env[CassandraSettings.variable("cassandra_contact_points")]
+        port = self.cassandra_env[CassandraSettings.variable("cassandra_port")]
+        return LocalPipeline(
+            pid=os.getpid(),
+            api_url=self.url,
+            region=LOCAL_REGION,
+            access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_endpoint_url=self.aws_endpoint_url,
+            sqs_endpoint_url=self.sqs_endpoint_url or self.aws_endpoint_url,
+            queue_url=self.resources.queue_url,
+            dlq_url=self.resources.dlq_url,
+            cassandra=f"{contact}:{port} ({cassandra_source}), keyspace {self.config.keyspace}",
+            credentials={"x-api-key": self.config.api_key},
+        )
+
     @property
     def url(self) -> str:
         assert self.gateway is not None, "the runtime is not started"
         return self.gateway.url
-
-    def __enter__(self) -> LocalRuntime:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

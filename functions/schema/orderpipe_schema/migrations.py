@@ -68,14 +68,6 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def migrations_checksum(directory: Path = MIGRATIONS_DIR) -> str:
-    """One hash over all migrations: the stack re-runs the schema resource when it changes."""
-    digest = hashlib.sha256()
-    for migration in load_migrations(directory):
-        digest.update(f"{migration.version}:{migration.checksum}\n".encode())
-    return digest.hexdigest()
-
-
 def _replication_cql(replication: dict[str, str | int]) -> str:
     pairs = ", ".join(f"'{key}': '{value}'" for key, value in replication.items())
     return "{" + pairs + "}"

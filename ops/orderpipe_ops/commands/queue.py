@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 _WHERE = (
-    "Which queues: --queue-url (and --dlq-url; read from the queue's redrive policy when left out), "
-    "or --stack NAME (a deployed stack's QueueUrl/DeadLetterQueueUrl outputs), or --prefix P (queues "
-    "named P-orders and P-orders-dlq; the local runtime's prefix is orderpipe-local, the default when "
-    "AWS_ENDPOINT_URL is set). Endpoint: AWS_ENDPOINT_URL or --endpoint-url for the local runtime "
-    "(moto), else AWS with the default credential chain (AWS_PROFILE, SSO, instance role, ...)."
+    "Which pipeline: with no option, the local pipeline a running `orderpipe run` recorded in its state "
+    "file (~/.local/state/orderpipe/local-pipeline.json); or --stack NAME (a deployed stack's "
+    "QueueUrl/DeadLetterQueueUrl outputs, AWS's default credential chain: AWS_PROFILE, SSO, a role); "
+    "or --queue-url (and --dlq-url, else read from the queue's redrive policy); or --prefix P (queues "
+    "named P-orders and P-orders-dlq) with --endpoint-url or $AWS_ENDPOINT_URL for another emulator. "
+    "The first line on stderr says which pipeline the command talks to."
 )
 LOCAL_PREFIX = "orderpipe-local"
 AUDIENCE = "operator"  # who this command is for (orderpipe_ops.cli groups --help by it)
@@ -53,8 +55,9 @@ def register(subparsers: Any) -> None:
             "against a local endpoint (moto publishes no SQS metrics) it is computed from the "
             "SentTimestamp of up to 10 messages peeked with VisibilityTimeout=0 (a peek counts as a "
             "receive). --age-source forces one.\n\n" + _WHERE + "\n\nExamples:\n"
-            "  AWS_ENDPOINT_URL=http://127.0.0.1:5000 orderpipe queue status\n"
-            "  orderpipe queue status --stack OrderPipe --region eu-west-1"
+            "  orderpipe queue status                      # the local pipeline of a running `orderpipe run`\n"
+            "  orderpipe queue status --stack OrderPipe --region eu-west-1   # a deployed stack\n"
+            "  orderpipe queue status --json               # for scripts (exit code 3 when in alarm)"
         ),
         formatter_class=formatter,
     )
@@ -82,7 +85,8 @@ def register(subparsers: Any) -> None:
             "envelope does not decode, the parse error and the raw body. Nothing is consumed: messages "
             "are received with a short visibility timeout and made visible again at once.\n\n"
             + _WHERE
-            + "\n\nExample:\n  orderpipe dlq inspect --prefix orderpipe-local --max-messages 5"
+            + "\n\nExamples:\n  orderpipe dlq inspect --max-messages 5     # the local pipeline\n"
+            "  orderpipe dlq inspect --stack OrderPipe --region eu-west-1 --json"
         ),
         formatter_class=formatter,
     )
@@ -100,7 +104,7 @@ def register(subparsers: Any) -> None:
             "deleted from the DLQ only after the send succeeded (an interruption can duplicate a "
             "message, never lose it; the writer's upserts make duplicates harmless).\n\n"
             + _WHERE
-            + "\n\nExamples:\n  orderpipe dlq redrive --prefix orderpipe-local --dry-run\n"
+            + "\n\nExamples:\n  orderpipe dlq redrive --dry-run           # the local pipeline: count what would move\n"
             "  orderpipe dlq redrive --stack OrderPipe --max-messages 100"
         ),
         formatter_class=formatter,
@@ -115,15 +119,44 @@ def register(subparsers: Any) -> None:
     redrive.set_defaults(handler=run_redrive)
 
 
-def _clients(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+@dataclass(frozen=True)
+class _Target:
+    """The queues a command works on, the clients to reach them, and how to say which pipeline it is."""
+
+    sqs: Any
+    cloudwatch: Any
+    cloudformation: Any
+    queues: Any  # orderpipe_ops.queues.QueuePair
+    description: str
+
+
+def _explicit(args: argparse.Namespace) -> bool:
+    return bool(args.queue_url or args.stack or args.prefix or args.endpoint_url)
+
+
+def _target(args: argparse.Namespace) -> _Target:
+    """Explicit options win; else the local pipeline of a running `orderpipe run`; else AWS."""
     import boto3
     from botocore.config import Config
 
-    from orderpipe_ops.queues import is_local_endpoint
+    from orderpipe_ops import local_pipeline
+    from orderpipe_ops.queues import QueuePair, is_local_endpoint, resolve_queues
 
     # Standard retries, 2 attempts: throttling is retried; an unimplemented call (moto's HTTP 500 for
     # StartMessageMoveTask) fails in about a second instead of the legacy mode's ~10 s of backoff.
-    options: dict[str, Any] = {"config": Config(retries={"mode": "standard", "max_attempts": 2})}
+    config = Config(retries={"mode": "standard", "max_attempts": 2})
+    pipeline = None if _explicit(args) else local_pipeline.read()
+    if pipeline is not None:
+        sqs, cloudwatch, cloudformation = (
+            boto3.client(service, config=config, **pipeline.client_options(service))
+            for service in ("sqs", "cloudwatch", "cloudformation")
+        )
+        queues = QueuePair(queue_url=pipeline.queue_url, dlq_url=pipeline.dlq_url)
+        return _Target(sqs, cloudwatch, cloudformation, queues, pipeline.description)
+
+    if not _explicit(args):
+        raise _no_target_error()
+    options: dict[str, Any] = {"config": config}
     if args.endpoint_url:
         options["endpoint_url"] = args.endpoint_url
     region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -135,20 +168,13 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     if is_local_endpoint(args.endpoint_url) and session.get_credentials() is None:
         # moto accepts any credentials; without these boto3 would refuse to sign.
         options.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
-    return (
-        session.client("sqs", **options),
-        session.client("cloudwatch", **options),
-        session.client("cloudformation", **options),
+    sqs, cloudwatch, cloudformation = (
+        session.client(service, **options) for service in ("sqs", "cloudwatch", "cloudformation")
     )
-
-
-def _resolve(args: argparse.Namespace, sqs: Any, cloudformation: Any) -> Any:
-    from orderpipe_ops.queues import resolve_queues
-
     prefix = args.prefix
     if not (args.queue_url or args.stack or prefix) and args.endpoint_url:
         prefix = LOCAL_PREFIX
-    return resolve_queues(
+    queues = resolve_queues(
         sqs,
         queue_url=args.queue_url,
         dlq_url=args.dlq_url,
@@ -156,6 +182,28 @@ def _resolve(args: argparse.Namespace, sqs: Any, cloudformation: Any) -> Any:
         prefix=prefix,
         cloudformation=cloudformation,
     )
+    where = (
+        f"stack {args.stack}"
+        if args.stack
+        else f"queues at {args.endpoint_url or 'AWS'}" + (f" (prefix {prefix})" if prefix else "")
+    )
+    return _Target(sqs, cloudwatch, cloudformation, queues, where)
+
+
+def _no_target_error() -> Exception:
+    from orderpipe_ops import local_pipeline
+    from orderpipe_ops.queues import OperatorError
+
+    return OperatorError(
+        f"no pipeline to talk to: no local pipeline is running (no live {local_pipeline.state_file()}; "
+        "start one with `orderpipe run`), and no --stack, --prefix or --queue-url was given"
+    )
+
+
+def _say_where(target: _Target) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"pipeline: {target.description}", highlight=False, markup=False)
 
 
 def _guarded(run: Any) -> Any:
@@ -187,8 +235,9 @@ def run_status(args: argparse.Namespace) -> int:
 
     from orderpipe_ops.queues import queue_status, thresholds_from_alarms
 
-    sqs, cloudwatch, cloudformation = _clients(args)
-    queues = _resolve(args, sqs, cloudformation)
+    target = _target(args)
+    _say_where(target)
+    sqs, cloudwatch, queues = target.sqs, target.cloudwatch, target.queues
     # The alarms themselves say where they fire (the local runtime creates the stack's queue alarms).
     thresholds = thresholds_from_alarms(cloudwatch, queues)
     status = queue_status(
@@ -196,7 +245,7 @@ def run_status(args: argparse.Namespace) -> int:
         queues,
         thresholds=thresholds,
         age_source=args.age_source,
-        endpoint_url=args.endpoint_url,
+        endpoint_url=target.sqs.meta.endpoint_url,
         cloudwatch=cloudwatch,
     )
     if args.json:
@@ -225,8 +274,9 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     from orderpipe_ops.queues import dlq_depth, inspect_dlq
 
-    sqs, _cloudwatch, cloudformation = _clients(args)
-    queues = _resolve(args, sqs, cloudformation)
+    target = _target(args)
+    _say_where(target)
+    sqs, queues = target.sqs, target.queues
     letters = inspect_dlq(sqs, queues.dlq_url, max_messages=args.max_messages)
     if args.json:
         print(json.dumps([letter.as_dict() for letter in letters], indent=2))
@@ -265,8 +315,9 @@ def run_redrive(args: argparse.Namespace) -> int:
 
     from orderpipe_ops.queues import dlq_depth, redrive
 
-    sqs, _cloudwatch, cloudformation = _clients(args)
-    queues = _resolve(args, sqs, cloudformation)
+    target = _target(args)
+    _say_where(target)
+    sqs, queues = target.sqs, target.queues
     console = Console(stderr=True)
     depth = dlq_depth(sqs, queues.dlq_url)
     total = min(depth, args.max_messages) if args.max_messages is not None else depth

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from orderpipe_testkit.drills.common import ClusterOutage, DrillFailedError, drill_runtime
 
     console = Console(stderr=True)
-    for noisy in ("orderpipe.api", "orderpipe.event_source", "httpx", "orderpipe.runtime"):
+    for noisy in ("orderpipe.gateway", "orderpipe.event_source", "httpx", "orderpipe.runtime"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     reports: list[Any] = []
     try:

@@ -11,6 +11,10 @@ AUDIENCE = "developer"  # who this command is for (orderpipe_ops.cli groups --he
 DEFAULT_REPORT = Path("load-report.json")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Examples kept as written, defaults shown."""
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "load",
@@ -20,15 +24,24 @@ def register(subparsers: Any) -> None:
             "concurrency, for a duration or a count; measure accept latency (p50/p90/p99/max), "
             "throughput, errors by status, and visibility latency (POST -> first GET 200) on a sample "
             "of orders it polls. Writes a JSON report and a PNG plot. Always stops by itself, and only "
-            "talks to BASE_URL."
+            "talks to BASE_URL. Without BASE_URL it drives the local pipeline of a running `orderpipe "
+            "run` (URL and credentials from its state file).\n\nexamples:\n"
+            "  orderpipe load --rate 50 --duration 10          # the local pipeline\n"
+            "  orderpipe load --count 5000 --batch-size 100    # batch POSTs, as fast as it goes\n"
+            "  orderpipe load https://abc.execute-api.eu-west-1.amazonaws.com/v1 --api-key KEY --rate 20"
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument("base_url", metavar="BASE_URL", help="the API's base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument(
+        "base_url",
+        metavar="BASE_URL",
+        nargs="?",
+        help="the API's base URL, e.g. http://127.0.0.1:8080 (default: the running local pipeline's)",
+    )
     parser.add_argument(
         "--api-key",
         default=os.environ.get("ORDERPIPE_API_KEY"),
-        help="sent as x-api-key (default: $ORDERPIPE_API_KEY)",
+        help="sent as x-api-key (default: $ORDERPIPE_API_KEY, or the local pipeline's)",
     )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="target rate in orders/s (open loop)")
@@ -72,6 +85,19 @@ def run(args: argparse.Namespace) -> int:
     from orderpipe_testkit.loadgen.progress import LiveProgress, print_summary
 
     console = Console(stderr=True)
+    if args.base_url is None:
+        from orderpipe_ops import local_pipeline
+
+        pipeline = local_pipeline.read()
+        if pipeline is None:
+            console.print(
+                "[red]No BASE_URL[/red] and no local pipeline running: start one with `orderpipe run`, "
+                "or give the API's URL and --api-key"
+            )
+            return 2
+        args.base_url = pipeline.api_url
+        args.api_key = args.api_key or pipeline.credentials.get("x-api-key")
+        console.print(f"pipeline: {pipeline.description}", highlight=False, markup=False)
     if not args.api_key:
         console.print("[red]No API key:[/red] pass --api-key or set ORDERPIPE_API_KEY")
         return 2

@@ -187,7 +187,9 @@ def run_hand_written(runtime: LocalRuntime) -> dict[str, tuple[int, bool]]:
             response = api.request(case.method, case.path, content=case.body, headers=dict(case.headers))
             try:
                 body = response.json()
-                clear = isinstance(body, dict) and ("error" in body or "message" in body)
+                # The functions' and the gateway's errors have one shape: {"error": {"code", "message"}}.
+                error = body.get("error") if isinstance(body, dict) else None
+                clear = isinstance(error, dict) and bool(error.get("code")) and bool(error.get("message"))
             except ValueError:
                 clear = False
             results[case.name] = (response.status_code, clear)

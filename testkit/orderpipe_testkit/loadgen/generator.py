@@ -310,7 +310,7 @@ def run_load(
         while any(thread.is_alive() for thread in threads):
             time.sleep(progress_every_s)
             if progress is not None:
-                progress(_snapshot(recorder, started, visibility))
+                progress(_snapshot(recorder, started, visibility, sending_ended=None))
             if time.monotonic() >= end + config.request_timeout_s:
                 break  # workers are stuck past their own timeouts: give up on them
     except KeyboardInterrupt:
@@ -327,7 +327,7 @@ def run_load(
         while finisher.is_alive():
             finisher.join(timeout=progress_every_s)
             if progress is not None:
-                progress(_snapshot(recorder, started, visibility))
+                progress(_snapshot(recorder, started, visibility, sending_ended=generation_end))
     outcomes = sorted(recorder.outcomes, key=lambda o: o.started_s)
     last_answer = max((o.started_s + o.latency_s for o in outcomes), default=0.0)
     config_dict: dict[str, Any] = {k: v for k, v in asdict(config).items() if k != "api_key"}
@@ -346,16 +346,30 @@ def run_load(
     )
 
 
-def _snapshot(recorder: Recorder, started: float, visibility: _Visibility | None) -> Snapshot:
-    elapsed = time.monotonic() - started
-    window = 2.0
-    recent = recorder.accepted_since(elapsed - window)
+# The live rate is over this many recent seconds: long enough to be steady, short enough to follow.
+RATE_WINDOW_S = 5.0
+
+
+def _snapshot(
+    recorder: Recorder, started: float, visibility: _Visibility | None, *, sending_ended: float | None
+) -> Snapshot:
+    """While sending: the rate of the last RATE_WINDOW_S. Once sending ended: the whole run's rate
+    (a window sliding past the end would decay towards zero and mislead whoever watches it)."""
+    now = time.monotonic()
+    elapsed = now - started
+    if sending_ended is None:
+        window = min(RATE_WINDOW_S, elapsed)
+        rate = recorder.accepted_since(elapsed - window) / window if window > 0 else 0.0
+    else:
+        sent_for = sending_ended - started
+        rate = recorder.orders_accepted / sent_for if sent_for > 0 else 0.0
     return Snapshot(
         elapsed_s=elapsed,
         requests_sent=recorder.requests_sent,
         orders_sent=recorder.orders_sent,
         orders_accepted=recorder.orders_accepted,
         errors=recorder.errors,
-        current_orders_per_s=recent / min(window, elapsed) if elapsed > 0 else 0.0,
+        current_orders_per_s=rate,
         visibility_pending=visibility.pending if visibility is not None else 0,
+        sending=sending_ended is None,
     )

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from orderpipe_testkit.loadgen.generator import LoadConfig
+from orderpipe_testkit.loadgen.generator import RATE_WINDOW_S, LoadConfig
 from orderpipe_testkit.loadgen.stats import Snapshot
 
 
@@ -31,9 +31,14 @@ class LiveProgress:
 
     def update(self, snapshot: Snapshot) -> None:
         done = snapshot.orders_sent if self._by_count else min(snapshot.elapsed_s, self._total)
+        rate = (
+            f"{snapshot.current_orders_per_s:,.0f} orders/s (last {RATE_WINDOW_S:.0f} s)"
+            if snapshot.sending
+            else f"done: {snapshot.current_orders_per_s:,.0f} orders/s over the run"
+        )
         line = (
             f"sent {snapshot.orders_sent:,}  accepted {snapshot.orders_accepted:,}  "
-            f"errors {snapshot.errors:,}  {snapshot.current_orders_per_s:,.0f} orders/s"
+            f"errors {snapshot.errors:,}  {rate}"
         )
         if snapshot.visibility_pending:
             line += f"  polling {snapshot.visibility_pending}"

@@ -62,8 +62,9 @@ class Snapshot:
     orders_sent: int
     orders_accepted: int
     errors: int
-    current_orders_per_s: float
+    current_orders_per_s: float  # over the last RATE_WINDOW_S while sending, the whole run's afterwards
     visibility_pending: int
+    sending: bool = True
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""Where a local pipeline listens: `orderpipe run` writes one JSON file while it runs.
+
+The file is `$ORDERPIPE_STATE_DIR/local-pipeline.json` (default `~/.local/state/orderpipe/`). It
+names the API URL and credentials to use locally, each AWS endpoint (SQS on ElasticMQ, the rest on
+moto), the queue URLs and the Cassandra contact point, with the pid of the `orderpipe run` that
+wrote it. `orderpipe run` removes it when it stops; a file whose pid is gone (a killed run) is
+ignored. The operator commands, the load generator and `orderpipe submit` use it when they are
+given no endpoint, stack or URL, and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_DIR_VARIABLE = "ORDERPIPE_STATE_DIR"
+FILE_NAME = "local-pipeline.json"
+
+
+def state_file() -> Path:
+    configured = os.environ.get(STATE_DIR_VARIABLE)
+    directory = (
+        Path(configured).expanduser() if configured else Path.home() / ".local" / "state" / "orderpipe"
+    )
+    return directory / FILE_NAME
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalPipeline:
+    pid: int
+    api_url: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+    aws_endpoint_url: str  # DynamoDB, CloudWatch, Secrets Manager, ... (moto)
+    sqs_endpoint_url: str  # ElasticMQ, or moto's when it serves SQS too
+    queue_url: str
+    dlq_url: str
+    cassandra: str  # "127.0.0.1:9042 (embedded), keyspace orderpipe": for people to read
+    # How to authenticate to the API: {"x-api-key": "..."} and/or what the auth mode needs.
+    credentials: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def description(self) -> str:
+        return f"the local pipeline of `orderpipe run` (pid {self.pid}, API {self.api_url})"
+
+    def endpoint_url(self, service: str) -> str:
+        return self.sqs_endpoint_url if service == "sqs" else self.aws_endpoint_url
+
+    def client_options(self, service: str) -> dict[str, Any]:
+        """Keyword arguments for `boto3.client(service, ...)` against this pipeline."""
+        return {
+            "endpoint_url": self.endpoint_url(service),
+            "region_name": self.region,
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+        }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read(path: Path | None = None) -> LocalPipeline | None:
+    """The running local pipeline, or None (no file, an unreadable one, or its `orderpipe run` is gone)."""
+    path = path or state_file()
+    try:
+        data = json.loads(path.read_text())
+        pipeline = LocalPipeline(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return pipeline if _alive(pipeline.pid) else None
+
+
+def write(pipeline: LocalPipeline, path: Path | None = None) -> Path:
+    path = path or state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(asdict(pipeline), indent=2) + "\n")
+    temporary.chmod(0o600)  # it holds the local API key
+    temporary.replace(path)
+    return path
+
+
+def remove(pid: int, path: Path | None = None) -> None:
+    """Remove the file if it is still the one `pid` wrote (another run may have replaced it)."""
+    path = path or state_file()
+    try:
+        if json.loads(path.read_text()).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
