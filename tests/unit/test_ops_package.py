@@ -12,7 +12,12 @@ from orderpipe_testkit.sample_orders import make_order, message_body
 
 def test_the_shape_check_knows_every_envelope_version_the_writer_reads():
     # Given the versions the writer's envelope model accepts
-    writer_versions = set(typing.get_args(envelope.OrderEnvelopeV1.model_fields["schema_version"].annotation))
+    writer_versions = set(envelope.READABLE_SCHEMA_VERSIONS)
+    assert writer_versions == {
+        version
+        for model in (envelope.OrderEnvelopeV1, envelope.OrderEnvelopeV2)
+        for version in typing.get_args(model.model_fields["schema_version"].annotation)
+    }
     # Then the ops package's shape check knows exactly those
     assert writer_versions == set(queues.KNOWN_SCHEMA_VERSIONS)
 

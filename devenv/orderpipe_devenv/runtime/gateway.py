@@ -13,7 +13,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from orderpipe_devenv.lambda_events import match_resource, rest_proxy_event
+from orderpipe_devenv.runtime.gateway_auth import (
+    GatewayAuth,
+    GatewayRefusalError,
+    GatewayRequest,
+    missing_authentication_token,
+)
 
 log = logging.getLogger("orderpipe.gateway")
 
@@ -43,14 +50,14 @@ class ApiGatewayEmulator:
         self,
         *,
         routes: list[Route],
-        api_key: str,
+        auth: GatewayAuth,
         host: str = "127.0.0.1",
         port: int = 8080,
         max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES,
         stage: str = "local",
     ) -> None:
         self.routes = routes
-        self.api_key = api_key
+        self.auth = auth
         self.max_payload_bytes = max_payload_bytes
         self.stage = stage
         self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
@@ -73,21 +80,41 @@ class ApiGatewayEmulator:
             self._thread.join(timeout=5)
 
     def handle(
-        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        source_ip: str = "127.0.0.1",
     ) -> tuple[int, dict[str, str], bytes]:
-        """One request through the gateway: (status, headers, body)."""
+        """One request through the gateway: (status, headers, body); `headers` names lower-cased."""
         url = urlsplit(raw_path)
         route, path_parameters = self._route(method, url.path)
         if route is None:
-            return _gateway_error(
-                HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
-            )
-        if headers.get("x-api-key") != self.api_key:
-            return _gateway_error(HTTPStatus.FORBIDDEN, "INVALID_API_KEY", "Forbidden")
+            return _refusal(missing_authentication_token())
         if len(body) > self.max_payload_bytes:
             return _gateway_error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long"
             )
+        request_id = str(uuid.uuid4())
+        try:
+            admission = self.auth.admit(
+                GatewayRequest(
+                    method=method,
+                    path=url.path,
+                    query=url.query,
+                    resource=route.resource,
+                    headers=headers,
+                    body=body,
+                    source_ip=source_ip,
+                    request_id=request_id,
+                    stage=self.stage,
+                    host=self.url.removeprefix("http://"),
+                )
+            )
+        except GatewayRefusalError as refusal:
+            return _refusal(refusal)
         event = rest_proxy_event(
             method,
             url.path,
@@ -97,6 +124,12 @@ class ApiGatewayEmulator:
             path_parameters=path_parameters or None,
             query_parameters=dict(parse_qsl(url.query)) or None,
             stage=self.stage,
+            source_ip=source_ip,
+            request_id=request_id,
+            authorizer=admission.authorizer,
+            user_arn=admission.user_arn,
+            access_key=admission.access_key,
+            api_key=admission.api_key,
         )
         try:
             response = route.invoke(event)
@@ -133,7 +166,9 @@ class ApiGatewayEmulator:
                 else:
                     payload = self.rfile.read(length) if length else b""
                     request_headers = {name.lower(): value for name, value in self.headers.items()}
-                    status, headers, body = gateway.handle(self.command, self.path, request_headers, payload)
+                    status, headers, body = gateway.handle(
+                        self.command, self.path, request_headers, payload, source_ip=self.client_address[0]
+                    )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -156,7 +191,13 @@ class ApiGatewayEmulator:
         return RequestHandler
 
 
-def _gateway_error(status: HTTPStatus, response_type: str, message: str) -> tuple[int, dict[str, str], bytes]:
+def _gateway_error(
+    status: int, response_type: str, message: str, headers: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """An answer of the gateway itself, in the body the deployed stack's gateway responses give."""
-    body = {"error": {"code": response_type, "message": message}}
-    return int(status), {"Content-Type": "application/json"}, json.dumps(body).encode()
+    body = json.dumps({"error": {"code": response_type, "message": message}}).encode()
+    return int(status), {"Content-Type": "application/json", **(headers or {})}, body
+
+
+def _refusal(refusal: GatewayRefusalError) -> tuple[int, dict[str, str], bytes]:
+    return _gateway_error(refusal.status, refusal.response_type, refusal.message, refusal.headers)
