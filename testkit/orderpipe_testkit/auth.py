@@ -1,0 +1,131 @@
+"""How the test kit's HTTP clients authenticate: httpx auth flows for both gateway modes.
+
+- `ClientCredentialsAuth` (jwt): an OAuth 2.0 access token from a token endpoint with the
+  client-credentials grant (client_secret_basic), reused until a minute before it expires, fetched
+  again once on a 401. Works against the local issuer, Cognito, Okta, Auth0 or Entra alike.
+- `SigV4Auth` (iam): signs each request for `execute-api` with botocore and sends the usage-plan key.
+- `for_producer(producer)`: the right one for a local runtime's `LocalProducer`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import httpx
+from botocore.auth import SigV4Auth as BotocoreSigV4
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+# A token is replaced this long before it expires, so a request never carries one that just died.
+REFRESH_MARGIN_SECONDS = 60
+
+
+class TokenError(RuntimeError):
+    """The token endpoint refused the client or did not answer."""
+
+
+class ClientCredentialsAuth(httpx.Auth):
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        scopes: Sequence[str] = (),
+        timeout: float = 10.0,
+    ) -> None:
+        self.token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self.scopes = tuple(scopes)
+        self._timeout = timeout
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        self.tokens_fetched = 0
+
+    def token(self, *, renew: bool = False) -> str:
+        with self._lock:
+            if renew or self._token is None or time.monotonic() >= self._expires - REFRESH_MARGIN_SECONDS:
+                form = {"grant_type": "client_credentials"}
+                if self.scopes:
+                    form["scope"] = " ".join(self.scopes)
+                try:
+                    answer = httpx.post(
+                        self.token_url,
+                        data=form,
+                        auth=(self._client_id, self._client_secret),
+                        timeout=self._timeout,
+                    )
+                except httpx.HTTPError as error:
+                    raise TokenError(f"token endpoint {self.token_url} unreachable: {error}") from error
+                if answer.status_code != 200:
+                    raise TokenError(f"token endpoint answered {answer.status_code}: {answer.text[:200]}")
+                body = answer.json()
+                self._token = str(body["access_token"])
+                self._expires = time.monotonic() + float(body.get("expires_in", 3600))
+                self.tokens_fetched += 1
+            return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self.token()}"
+        response = yield request
+        if response.status_code == 401:  # expired or rotated keys: one fresh token, once
+            request.headers["Authorization"] = f"Bearer {self.token(renew=True)}"
+            yield request
+
+
+class BearerTokenAuth(httpx.Auth):
+    """A fixed access token (e.g. one printed by `orderpipe run`, or from your own issuer)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class SigV4Auth(httpx.Auth):
+    requires_request_body = True
+
+    def __init__(
+        self,
+        *,
+        access_key_id: str,
+        secret_access_key: str,
+        region: str,
+        api_key: str | None,
+        session_token: str | None = None,
+    ) -> None:
+        self._credentials = Credentials(access_key_id, secret_access_key, session_token)
+        self._region = region
+        self._api_key = api_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._api_key:
+            request.headers["x-api-key"] = self._api_key
+        signed = {name: request.headers[name] for name in ("host", "content-type", "x-api-key") if name in request.headers}
+        aws_request = AWSRequest(method=request.method, url=str(request.url), data=request.content, headers=signed)
+        BotocoreSigV4(self._credentials, "execute-api", self._region).add_auth(aws_request)
+        for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
+            if name in aws_request.headers:
+                request.headers[name] = aws_request.headers[name]
+        yield request
+
+
+def for_producer(producer: Any, *, region: str = "us-east-1") -> httpx.Auth:
+    """The auth flow for a local runtime's producer (orderpipe_devenv.runtime.pipeline.LocalProducer)."""
+    if producer.auth == "iam":
+        return SigV4Auth(
+            access_key_id=producer.access_key_id,
+            secret_access_key=producer.secret_access_key,
+            region=region,
+            api_key=producer.api_key,
+        )
+    return ClientCredentialsAuth(
+        producer.token_url, producer.client_id, producer.client_secret, scopes=producer.scopes
+    )
