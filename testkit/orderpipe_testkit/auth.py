@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator, Sequence
-from typing import Any
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any, Protocol
 
 import httpx
 from botocore.auth import SigV4Auth as BotocoreSigV4
@@ -21,6 +21,14 @@ from botocore.credentials import Credentials
 
 # A token is replaced this long before it expires, so a request never carries one that just died.
 REFRESH_MARGIN_SECONDS = 60
+
+
+class RequestAuthenticator(Protocol):
+    """Headers that authenticate one request (for clients that are not httpx, e.g. the load generator)."""
+
+    def headers(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> dict[str, str]: ...
 
 
 class TokenError(RuntimeError):
@@ -70,6 +78,11 @@ class ClientCredentialsAuth(httpx.Auth):
                 self.tokens_fetched += 1
             return self._token
 
+    def headers(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}"}
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self.token()}"
         response = yield request
@@ -83,6 +96,11 @@ class BearerTokenAuth(httpx.Auth):
 
     def __init__(self, token: str) -> None:
         self._token = token
+
+    def headers(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.headers["Authorization"] = f"Bearer {self._token}"
@@ -105,19 +123,32 @@ class SigV4Auth(httpx.Auth):
         self._region = region
         self._api_key = api_key
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def headers(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The signature headers (and the usage-plan key) for this request."""
+        lower = {name.lower(): value for name, value in headers.items()}
         if self._api_key:
-            request.headers["x-api-key"] = self._api_key
-        signed = {name: request.headers[name] for name in ("host", "content-type", "x-api-key") if name in request.headers}
-        aws_request = AWSRequest(method=request.method, url=str(request.url), data=request.content, headers=signed)
+            lower["x-api-key"] = self._api_key
+        signed: dict[str, str] = {
+            name: lower[name] for name in ("content-type", "x-api-key") if name in lower
+        }
+        aws_request = AWSRequest(method=method, url=url, data=body or b"", headers=signed)
         BotocoreSigV4(self._credentials, "execute-api", self._region).add_auth(aws_request)
+        added = {"x-api-key": self._api_key} if self._api_key else {}
         for name in ("Authorization", "X-Amz-Date", "X-Amz-Security-Token"):
             if name in aws_request.headers:
-                request.headers[name] = aws_request.headers[name]
+                added[name] = aws_request.headers[name]
+        return added
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(
+            self.headers(request.method, str(request.url), request.content, request.headers)
+        )
         yield request
 
 
-def for_producer(producer: Any, *, region: str = "us-east-1") -> httpx.Auth:
+def for_producer(producer: Any, *, region: str = "us-east-1") -> ClientCredentialsAuth | SigV4Auth:
     """The auth flow for a local runtime's producer (orderpipe_devenv.runtime.pipeline.LocalProducer)."""
     if producer.auth == "iam":
         return SigV4Auth(

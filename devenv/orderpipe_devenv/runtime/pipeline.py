@@ -114,6 +114,7 @@ class LocalRuntime(Started):
         self.issuer: LocalIssuer | None = None
         self.identity: aws_identity.IdentityResources | None = None
         self.iam_credentials: dict[str, IamCredential] = {}
+        self._default_producer: LocalProducer | None = None
 
     @property
     def aws_env(self) -> dict[str, str]:
@@ -323,6 +324,12 @@ class LocalRuntime(Started):
             client_secret=new.client_secret,
             principal=new.record.principal,
         )
+
+    def default_producer(self) -> LocalProducer:
+        """The producer `orderpipe run` prints credentials for (made on first use, orders/write + read)."""
+        if self._default_producer is None:
+            self._default_producer = self.add_producer(DEFAULT_PRODUCER)
+        return self._default_producer
 
     def revoke_producer(self, name: str) -> None:
         ops_producers.revoke_producer(self.deployment, self.producer_clients(), name)
