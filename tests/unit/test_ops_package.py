@@ -37,3 +37,19 @@ def test_the_shape_check_tells_poison_from_an_order_as_far_as_shape_goes():
         # Then only the real envelope has an id, and each reason says what it found
         assert order_id == expected_id
         assert reason.startswith("readable" if expected_id else "unreadable envelope")
+
+
+def test_the_producer_administration_agrees_with_the_functions_on_names_and_scopes():
+    from orderpipe_common import identity, tables
+    from orderpipe_ops import producers
+
+    assert producers.PRODUCERS_PARTITION_KEY == tables.PRODUCERS_PARTITION_KEY
+    assert producers.PRODUCERS_NAME_ATTRIBUTE == tables.PRODUCERS_NAME_ATTRIBUTE
+    assert producers.PRODUCERS_STATUS_ATTRIBUTE == tables.PRODUCERS_STATUS_ATTRIBUTE
+    assert producers.PRODUCERS_USAGE_KEY_ATTRIBUTE == tables.PRODUCERS_USAGE_KEY_ATTRIBUTE
+    assert (producers.PRODUCER_ACTIVE, producers.PRODUCER_REVOKED) == (
+        tables.PRODUCER_ACTIVE,
+        tables.PRODUCER_REVOKED,
+    )
+    assert producers.PRODUCER_PATTERN == identity.PRODUCER_PATTERN
+    assert {producers.SCOPE_WRITE, producers.SCOPE_READ, producers.SCOPE_READ_ALL} == set(identity.ALL_SCOPES)
