@@ -213,14 +213,22 @@ def add_producer(
     rate: float | None = None,
     burst: int | None = None,
     quota: int | None = None,
+    rotate: bool = False,
 ) -> NewProducer:
+    """Create producer `name`, or with `rotate` a further credential for an active one (to rotate:
+    hand the new one over, then `revoke_producer(..., principal=<old>)`)."""
     if not re.fullmatch(PRODUCER_PATTERN, name):
         raise OperatorError(f"producer name {name!r} must match {PRODUCER_PATTERN}")
     unknown = sorted(set(scopes) - {SCOPE_WRITE, SCOPE_READ, SCOPE_READ_ALL})
     if unknown:
         raise OperatorError(f"unknown scope(s) {', '.join(unknown)}")
-    if any(record.status == PRODUCER_ACTIVE for record in _find(deployment, clients, name)):
-        raise OperatorError(f"producer {name!r} exists and is active (revoke it first to re-create it)")
+    active = any(record.status == PRODUCER_ACTIVE for record in _find(deployment, clients, name))
+    if active and not rotate:
+        raise OperatorError(
+            f"producer {name!r} exists and is active (--rotate adds a second credential; revoke to re-create it)"
+        )
+    if rotate and not active:
+        raise OperatorError(f"no active producer named {name!r} to rotate")
 
     client_id = client_secret = None
     if deployment.auth == "jwt" and principal is None:
@@ -272,11 +280,19 @@ def add_producer(
     )
 
 
-def revoke_producer(deployment: Deployment, clients: Clients, name: str) -> list[ProducerRecord]:
-    """Revoke every active credential of producer `name`; returns what was revoked."""
-    active = [record for record in _find(deployment, clients, name) if record.status == PRODUCER_ACTIVE]
+def revoke_producer(
+    deployment: Deployment, clients: Clients, name: str, *, principal: str | None = None
+) -> list[ProducerRecord]:
+    """Revoke every active credential of producer `name` (or only `principal`'s); returns what was revoked."""
+    active = [
+        record
+        for record in _find(deployment, clients, name)
+        if record.status == PRODUCER_ACTIVE and principal in (None, record.principal)
+    ]
     if not active:
-        raise OperatorError(f"no active producer named {name!r}")
+        raise OperatorError(
+            f"no active producer named {name!r}" + (f" with principal {principal}" if principal else "")
+        )
     revoked_at = datetime.now(UTC).isoformat(timespec="seconds")
     revoked = []
     for record in active:

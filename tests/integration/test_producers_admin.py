@@ -86,3 +86,12 @@ def test_bad_names_and_scopes_are_refused(deployment):
         add_producer(where, clients, "acme", scopes=("orders/delete",))
     with pytest.raises(OperatorError, match="no active producer"):
         revoke_producer(where, clients, "nobody")
+
+
+def test_rotation_adds_a_credential_then_revokes_only_the_old_one(deployment):
+    where, clients = deployment
+    old = add_producer(where, clients, "acme")
+    new = add_producer(where, clients, "acme", rotate=True)
+    revoke_producer(where, clients, "acme", principal=old.client_id)
+    states = {record.principal: record.status for record in list_producers(where, clients)}
+    assert states == {old.client_id: "revoked", new.client_id: "active"}

@@ -71,6 +71,11 @@ def register(subparsers: Any) -> None:
     add.add_argument("--rate", type=float, help="requests per second for this producer (own usage plan)")
     add.add_argument("--burst", type=int, help="burst for this producer (own usage plan)")
     add.add_argument("--quota", type=int, help="requests per day for this producer (own usage plan)")
+    add.add_argument(
+        "--rotate",
+        action="store_true",
+        help="add a further credential to an active producer (rotation: hand it over, then revoke --principal OLD)",
+    )
     _add_target_arguments(add)
     add.set_defaults(handler=run_add)
 
@@ -97,6 +102,7 @@ def register(subparsers: Any) -> None:
         formatter_class=formatter,
     )
     revoke.add_argument("name", help="the producer to revoke")
+    revoke.add_argument("--principal", help="revoke only this credential of the producer (after a rotation)")
     _add_target_arguments(revoke)
     revoke.set_defaults(handler=run_revoke)
 
@@ -204,6 +210,7 @@ def run_add(args: argparse.Namespace) -> int:
         rate=args.rate,
         burst=args.burst,
         quota=args.quota,
+        rotate=args.rotate,
     )
     if args.json:
         print(
@@ -263,7 +270,7 @@ def run_revoke(args: argparse.Namespace) -> int:
     from orderpipe_ops.producers import revoke_producer
 
     deployment, clients = _connect(args)
-    revoked = revoke_producer(deployment, clients, args.name)
+    revoked = revoke_producer(deployment, clients, args.name, principal=args.principal)
     if args.json:
         print(json.dumps([record.as_dict() for record in revoked], indent=2))
         return 0
