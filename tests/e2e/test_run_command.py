@@ -52,7 +52,9 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
         )
     try:
         # When it is up (it prints the curls)
-        deadline = time.monotonic() + 240  # start-up on a busy 2-core machine: Cassandra, emulators, 5 functions
+        deadline = (
+            time.monotonic() + 240
+        )  # start-up on a busy 2-core machine: Cassandra, emulators, 5 functions
         while "Ctrl-C stops everything" not in output.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, output.read_text()
             time.sleep(0.5)
