@@ -87,14 +87,20 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
         api_url = re.search(r"API:\s+(http://\S+)", text)
         assert api_url is not None
         readme = README.read_text()
-        readme_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+        readme_block = next(
+            block.split("```", 1)[0] for block in readme.split("```bash\n")[1:] if "TOKEN=$(" in block
+        )
         script = "\n".join([export_line, readme_block.replace("http://127.0.0.1:8080", api_url.group(1))])
         shown = subprocess.run(
             ["bash", "-ec", script], capture_output=True, text=True, check=True, timeout=60
         )
-        answers = shown.stdout.strip().splitlines()
-        assert json.loads(answers[0])["status"] == "accepted"
-        assert json.loads(answers[1])["error"]["code"] == "bad_request"  # ORDER_ID as printed: not a UUID
+        # (curl prints each JSON answer with no newline after it)
+        decoder, answers, position = json.JSONDecoder(), [], 0
+        while position < len(shown.stdout.strip()):
+            answer, position = decoder.raw_decode(shown.stdout.strip(), position)
+            answers.append(answer)
+        assert answers[0]["status"] == "accepted"
+        assert answers[1]["error"]["code"] == "bad_request"  # ORDER_ID as printed: not a UUID
         # And the commands the banner prints, run with no endpoint, URL or key in the environment,
         # find this pipeline through its state file and work
         bare_env = {
