@@ -1,10 +1,11 @@
 """An API Gateway (REST API) emulator: HTTP in, REST proxy events to the real handlers, HTTP out.
 
-It enforces what the deployed API enforces before a function sees a request: the API key
-(`x-api-key`, 403 otherwise), the route table (403 "Missing Authentication Token" for unknown
-routes, as API Gateway answers) and the payload size bound (413). Its own answers have the deployed
-gateway's body, `{"error": {"code": <gateway response type>, "message": ...}}` (the templates the
-stack sets on DEFAULT_4XX and DEFAULT_5XX, stacks/api.py).
+It enforces what the deployed API enforces before a function sees a request: the route table (403
+MISSING_AUTHENTICATION_TOKEN for unknown routes, as API Gateway answers), authentication (the real
+authorizer function in `jwt` mode, SigV4 in `iam` mode: runtime/gateway_auth.py) with the usage-plan
+API key, and the payload size bound (413). Its own answers have the deployed gateway's body,
+`{"error": {"code": <gateway response type>, "message": ...}}` (the templates the stack sets on its
+gateway responses, stacks/api.py).
 """
 
 from __future__ import annotations

@@ -365,6 +365,24 @@ class LocalRuntime(Started):
             schema.close()
         log.info("schema applied: %s", answer.get("Data", {}))
 
+    @staticmethod
+    def _producer_credentials(producer: LocalProducer) -> dict[str, str]:
+        """How the state file's readers (orderpipe load, submit) authenticate as `producer`."""
+        if producer.auth == "iam":
+            return {
+                "auth": "iam",
+                "access_key_id": producer.access_key_id or "",
+                "secret_access_key": producer.secret_access_key or "",
+                "region": LOCAL_REGION,
+                "x-api-key": producer.api_key or "",
+            }
+        return {
+            "auth": "jwt",
+            "token_url": producer.token_url or "",
+            "client_id": producer.client_id or "",
+            "client_secret": producer.client_secret or "",
+        }
+
     def describe(self, *, cassandra_source: str) -> LocalPipeline:
         """Where this runtime's parts listen, as the local-pipeline state file records it."""
         assert self.resources is not None, "the runtime is not started"
@@ -381,7 +399,7 @@ class LocalRuntime(Started):
             queue_url=self.resources.queue_url,
             dlq_url=self.resources.dlq_url,
             cassandra=f"{contact}:{port} ({cassandra_source}), keyspace {self.config.keyspace}",
-            credentials={},  # see the follow-up: the default producer's credentials
+            credentials=self._producer_credentials(self.default_producer()),
         )
 
     @property
