@@ -132,11 +132,11 @@ def test_unknown_and_malformed_ids(api):
     assert malformed.json()["error"]["fields"][0]["field"] == "order_id"
 
 
-def test_a_poison_message_ends_in_the_dlq_and_its_batch_is_stored(api, local_runtime):
+def test_a_poison_message_ends_in_the_dlq_and_its_batch_is_stored(api, local_runtime, producer):
     # Given a poison message sent straight to the queue together with valid orders
     assert local_runtime.resources is not None
     sqs = local_runtime.client("sqs")
-    valid = [make_order(seed) for seed in range(900, 905)]
+    valid = [make_order(seed, producer=producer.name) for seed in range(900, 905)]  # read back as it
     poison_marker = f"poison-{uuid.uuid4()}"
     entries = [{"Id": "poison", "MessageBody": json.dumps({"schema_version": 1, "order": poison_marker})}]
     entries += [{"Id": f"valid{i}", "MessageBody": message_body(o)} for i, o in enumerate(valid)]
