@@ -263,6 +263,12 @@ def generate_and_send(
     # validation (the 100 bound itself is a hand-written case) at a fraction of the time.
     batch_body = document["paths"]["/orders/batch"]["post"]["requestBody"]["content"]["application/json"]
     batch_body["schema"]["maxItems"] = min(5, batch_body["schema"].get("maxItems", 5))
+    # Every request carries a valid token (added in `send`): the document's security schemes would
+    # only make schemathesis generate credentials the gateway refuses before any function runs.
+    document.get("components", {}).pop("securitySchemes", None)
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation.pop("security", None)
     schema = schemathesis.openapi.from_dict(document)
     operations = [cast(Any, result).ok() for result in schema.get_all_operations()]
     modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
