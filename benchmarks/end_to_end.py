@@ -18,6 +18,7 @@ from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_devenv.aws.endpoints import SqsBackend, local_aws
 from orderpipe_devenv.processes import free_port
 from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
+from orderpipe_testkit.auth import for_producer
 from orderpipe_testkit.loadgen import LoadConfig, run_load
 
 TARGET_ORDERS_PER_S = 1_000
@@ -54,7 +55,7 @@ def measure(
             load = run_load(
                 LoadConfig(
                     base_url=runtime.url,
-                    api_key=config.api_key,
+                    auth=for_producer(runtime.default_producer()),
                     rate=rate,
                     concurrency=concurrency,
                     duration_s=duration_s,

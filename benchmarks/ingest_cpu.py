@@ -23,6 +23,7 @@ from benchmarks.common import (
     spread_percent,
 )
 from benchmarks.results_file import BenchmarkResult, Goal
+from orderpipe_common.identity import SCOPE_WRITE, authorizer_context
 from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event
 from orderpipe_testkit.loadgen.orders import BodyPool
 from orderpipe_testkit.process_state import reset_process_state
@@ -34,10 +35,10 @@ class NoOpPublisher:
     def __init__(self) -> None:
         self.messages = 0
 
-    def send(self, body: str) -> None:
+    def send(self, body: str, *, group: str | None = None) -> None:
         self.messages += 1
 
-    def send_batch(self, entries: Mapping[str, str]) -> Sequence[Any]:
+    def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[Any]:
         self.messages += len(entries)
         return []
 
@@ -82,14 +83,22 @@ def _measure(
     singles = BodyPool(profile="mixed", batch_size=1)
     batches = BodyPool(profile="mixed", batch_size=batch_size)
     context = LocalLambdaContext(function_name="ingest")
-    headers = {"content-type": "application/json", "x-api-key": "k"}
+    headers = {"content-type": "application/json"}
+    caller = authorizer_context("bench-producer", [SCOPE_WRITE])
     single_events = [
-        rest_proxy_event("POST", "/orders", resource="/orders", headers=headers, body=singles.body(i))
+        rest_proxy_event(
+            "POST", "/orders", resource="/orders", headers=headers, body=singles.body(i), authorizer=caller
+        )
         for i in range(orders)
     ]
     batch_events = [
         rest_proxy_event(
-            "POST", "/orders/batch", resource="/orders/batch", headers=headers, body=batches.body(i)
+            "POST",
+            "/orders/batch",
+            resource="/orders/batch",
+            headers=headers,
+            body=batches.body(i),
+            authorizer=caller,
         )
         for i in range(max(1, orders // batch_size))
     ]

@@ -19,11 +19,15 @@ import boto3
 
 from benchmarks.common import LOCAL_AWS, QUIET_POWERTOOLS, environment, spread_percent
 from benchmarks.results_file import BenchmarkResult, Goal
+from orderpipe_common.identity import SCOPE_READ, authorizer_context
 from orderpipe_devenv.aws import resources as aws_resources
 from orderpipe_devenv.aws.moto_server import MotoServerProcess
 from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event, sqs_event_from_bodies
 from orderpipe_testkit.loadgen.orders import order_payload
 from orderpipe_testkit.process_state import reset_process_state
+
+# The producer the orders belong to; every GET is its own (the authorizer's context, as deployed).
+PRODUCER = "bench-producer"
 
 
 def _get(reader: Any, order_id: uuid.UUID, context: LocalLambdaContext) -> float:
@@ -32,8 +36,8 @@ def _get(reader: Any, order_id: uuid.UUID, context: LocalLambdaContext) -> float
         "GET",
         path,
         resource="/orders/{order_id}",
-        headers={"x-api-key": "k"},
         path_parameters={"order_id": str(order_id)},
+        authorizer=authorizer_context(PRODUCER, [SCOPE_READ]),
     )
     started = time.perf_counter()
     response = reader.lambda_handler(event, context)
@@ -57,7 +61,10 @@ def run(
     from orderpipe_common.model import Order, OrderRequest
 
     rng = random.Random(11)
-    batch = [Order.accept(OrderRequest.model_validate(order_payload(rng, "mixed"))) for _ in range(orders)]
+    batch = [
+        Order.accept(OrderRequest.model_validate(order_payload(rng, "mixed")), producer=PRODUCER)
+        for _ in range(orders)
+    ]
     ids = [order.order_id for order in batch]
     with MotoServerProcess() as moto:
         dynamodb = boto3.client(

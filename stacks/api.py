@@ -1,7 +1,14 @@
-"""REST API: POST /orders, POST /orders/batch, GET /orders/{id}, all behind API keys and a usage plan.
+"""REST API: POST /orders, POST /orders/batch, GET /orders/{id}, every method authenticated and metered.
+
+Authentication by `orderpipe:auth`: `jwt` (default) puts the authorizer function on every method as a
+REQUEST authorizer (identity source: the Authorization header; decisions cached for the tuning's
+`authorizer_cache_ttl_seconds`); it returns the producer's usage-plan key (API key source AUTHORIZER),
+so producers hold only OAuth client credentials. `iam` puts AWS_IAM on every method; producers sign
+with SigV4 and send their usage-plan key as `x-api-key`. API keys meter usage plans; they never
+authenticate on their own.
 
 Body validation is the ingest function's (one pydantic model, errors naming the field, 400/413/415/
-422). The gateway adds what it can enforce before a function runs: the API key, the usage plan's
+422). The gateway adds what it can enforce before a function runs: the credential, the usage plan's
 throttle and quota, the `{id}` path parameter, its hard 10 MB payload limit, and JSON error bodies
 of the same shape as the functions' (`{"error": {"code", "message"}}`) for its own 4XX/5XX answers.
 """
@@ -14,8 +21,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.config import ApiConfig
+from stacks.config import ApiConfig, AuthConfig
 from stacks.nag import acknowledge
+
+# An authorizer that cannot decide (issuer keys or producers table unreachable) is a bad day, not a
+# bug: 503 with Retry-After, as the functions answer when a dependency is down.
+AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS = 5
 
 _ERROR_TEMPLATE = (
     '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString}}'
@@ -29,8 +40,11 @@ class OrdersApi(Construct):
         construct_id: str,
         *,
         settings: ApiConfig,
+        auth: AuthConfig,
         ingest: lambda_.IFunction,
         reader: lambda_.IFunction,
+        authorizer: lambda_.IFunction | None,
+        authorizer_cache_ttl_seconds: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
@@ -65,13 +79,35 @@ class OrdersApi(Construct):
                     user=False,
                 ),
             ),
-            default_method_options=apigw.MethodOptions(api_key_required=True),
-            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            default_method_options=self._method_options(auth, authorizer, authorizer_cache_ttl_seconds),
+            # jwt: the authorizer names the producer's key; iam: the producer sends it.
+            api_key_source_type=(
+                apigw.ApiKeySourceType.AUTHORIZER if auth.mode == "jwt" else apigw.ApiKeySourceType.HEADER
+            ),
         )
         for response_type in (apigw.ResponseType.DEFAULT_4_XX, apigw.ResponseType.DEFAULT_5_XX):
             self.api.add_gateway_response(
                 f"Json{response_type.response_type}",
                 type=response_type,
+                templates={"application/json": _ERROR_TEMPLATE},
+            )
+        for response_type in (
+            apigw.ResponseType.AUTHORIZER_FAILURE,
+            apigw.ResponseType.AUTHORIZER_CONFIGURATION_ERROR,
+        ):
+            self.api.add_gateway_response(
+                f"Json{response_type.response_type}",
+                type=response_type,
+                status_code="503",
+                response_headers={"Retry-After": f"'{AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS}'"},
+                templates={"application/json": _ERROR_TEMPLATE},
+            )
+        if auth.mode == "jwt":
+            self.api.add_gateway_response(
+                "JsonUNAUTHORIZED",
+                type=apigw.ResponseType.UNAUTHORIZED,
+                status_code="401",
+                response_headers={"WWW-Authenticate": "'Bearer'"},
                 templates={"application/json": _ERROR_TEMPLATE},
             )
         validator = self.api.add_request_validator(
@@ -96,9 +132,7 @@ class OrdersApi(Construct):
             quota=apigw.QuotaSettings(limit=settings.quota_per_day, period=apigw.Period.DAY),
             api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
         )
-        # One key to start with; more keys (one per producer) join the same plan.
-        self.default_key = self.api.add_api_key("DefaultKey", description="orderpipe default API key")
-        self.plan.add_api_key(self.default_key)
+        # Each producer's key joins this plan (or a plan of its own): `orderpipe producers add`.
 
         acknowledge(
             self.api,
@@ -106,13 +140,13 @@ class OrdersApi(Construct):
             "Request parameters are validated by the gateway; bodies are validated by the ingest function "
             "against the one shared pydantic model, so errors name the field with the API's own status codes.",
         )
-        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-            acknowledge(
-                self.api,
-                rule,
-                "Callers are machine producers and pollers authenticated by API keys (required on every "
-                "method) and metered by a usage plan; there are no end users for IAM or Cognito auth.",
-            )
+        acknowledge(
+            self.api,
+            "AwsSolutions-COG4",
+            "Every method has an authorizer: the orderpipe authorizer function (OAuth 2.0 access tokens "
+            "from Cognito or an external OIDC issuer, scopes per route, producer revocation) or AWS_IAM; "
+            "a Cognito user pool authorizer could not check revocation nor name the usage-plan key.",
+        )
         acknowledge(
             self.api,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
@@ -121,6 +155,24 @@ class OrdersApi(Construct):
         acknowledge(
             self.api,
             "AwsSolutions-APIG3",
-            "No WAF web ACL by default (cost, and no browser traffic): API keys, the usage plan's throttle "
+            "No WAF web ACL by default (cost, and no browser traffic): authentication, the usage plan's throttle "
             "and quota and the function-side validation bound abuse. Attach a web ACL to the stage if needed.",
+        )
+
+    def _method_options(
+        self, auth: AuthConfig, authorizer: lambda_.IFunction | None, ttl_seconds: int
+    ) -> apigw.MethodOptions:
+        if auth.mode == "iam":
+            return apigw.MethodOptions(api_key_required=True, authorization_type=apigw.AuthorizationType.IAM)
+        assert authorizer is not None, "jwt mode needs the authorizer function"
+        return apigw.MethodOptions(
+            api_key_required=True,
+            authorization_type=apigw.AuthorizationType.CUSTOM,
+            authorizer=apigw.RequestAuthorizer(
+                self,
+                "ProducerAuthorizer",
+                handler=authorizer,
+                identity_sources=[apigw.IdentitySource.header("Authorization")],
+                results_cache_ttl=cdk.Duration.seconds(ttl_seconds),
+            ),
         )

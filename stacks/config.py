@@ -16,9 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orderpipe_authorizer.settings import AuthorizerSettings
+from orderpipe_common.identity import PRODUCER_PATTERN
 from orderpipe_common.settings import CassandraSettings, ConsistencyName
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
 from orderpipe_ingest.settings import IngestSettings
+from orderpipe_reader.settings import ReaderSettings
 
 PREFIX = "orderpipe:"
 
@@ -26,6 +29,9 @@ PREFIX = "orderpipe:"
 DEFAULT_CASSANDRA_PORT: int = CassandraSettings.default("cassandra_port")
 DEFAULT_REQUEST_TIMEOUT_SECONDS: float = CassandraSettings.default("cassandra_request_timeout_seconds")
 DEFAULT_IDEMPOTENCY_SECONDS: int = IngestSettings.default("idempotency_expires_after_seconds")
+DEFAULT_SCOPE_CLAIM: str = AuthorizerSettings.default("auth_scope_claim")
+DEFAULT_PRINCIPAL_CLAIM: str = AuthorizerSettings.default("auth_principal_claim")
+DEFAULT_LEGACY_PRODUCER: str = ReaderSettings.default("legacy_producer")
 DEFAULT_KEYSPACE = "orderpipe"
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_API_RATE_LIMIT = 500
@@ -59,6 +65,15 @@ CONTEXT_KEYS: dict[str, str] = {
     "apiBurstLimit": f"Usage plan burst, requests per API key (default {DEFAULT_API_BURST_LIMIT}).",
     "apiQuotaPerDay": f"Usage plan quota, requests per API key per day (default {DEFAULT_API_QUOTA_PER_DAY}).",
     "idempotencyExpiresAfterSeconds": f"How long an Idempotency-Key is remembered by ingest (default {DEFAULT_IDEMPOTENCY_SECONDS}).",
+    "auth": "How producers authenticate: jwt (OAuth 2.0 access tokens checked by the authorizer function; default) or iam (SigV4, AWS_IAM on every method).",
+    "authIssuer": "jwt: URL of an external OIDC issuer (Okta, Auth0, Entra...); unset: the stack creates a Cognito user pool with the client-credentials grant.",
+    "authAudience": "jwt with authIssuer: the audience (aud) tokens must carry (required with authIssuer; Cognito access tokens carry none).",
+    "authJwksUrl": "jwt with authIssuer: where the issuer publishes its keys (default <issuer>/.well-known/jwks.json; Okta <issuer>/v1/keys).",
+    "authScopeClaim": f"jwt: the claim listing scopes (default {DEFAULT_SCOPE_CLAIM}; Okta and Entra: scp).",
+    "authPrincipalClaim": f"jwt: the claim naming the client (default {DEFAULT_PRINCIPAL_CLAIM}).",
+    "cognitoDomainPrefix": "jwt with Cognito: the hosted domain prefix of the token endpoint (default <stackname>-<account id>, lower case).",
+    "readAllPrincipals": "iam: role/user ARNs that may read every producer's orders (list or comma-separated).",
+    "legacyProducer": f"The producer that orders stored before producers existed belong to (default {DEFAULT_LEGACY_PRODUCER}).",
     "stackName": "Name of the CloudFormation stack (default OrderPipe).",
     "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
 }
@@ -68,6 +83,9 @@ _KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_HTTPS_URL = re.compile(r"^https://[^\s/$.?#][^\s]*$")
+_DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
@@ -116,10 +134,28 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    mode: str = "jwt"  # "jwt" | "iam"
+    issuer: str | None = None  # None with jwt: the stack's own Cognito user pool
+    audience: str | None = None
+    jwks_url: str | None = None
+    scope_claim: str = DEFAULT_SCOPE_CLAIM
+    principal_claim: str = DEFAULT_PRINCIPAL_CLAIM
+    cognito_domain_prefix: str | None = None
+    read_all_principals: tuple[str, ...] = ()
+    legacy_producer: str = DEFAULT_LEGACY_PRODUCER
+
+    @property
+    def cognito(self) -> bool:
+        return self.mode == "jwt" and self.issuer is None
+
+
+@dataclass(frozen=True, kw_only=True)
 class OrderPipeConfig:
     cassandra: CassandraConfig
     tuning: PipelineTuning = DEFAULT_TUNING
     api: ApiConfig = field(default_factory=ApiConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     existing_vpc: ExistingVpc | None = None
     create_vpc_endpoints: bool = True
     new_vpc_cidr: str = DEFAULT_NEW_VPC_CIDR
@@ -267,6 +303,7 @@ class _Reader:
         idempotency_seconds = self.integer(
             "idempotencyExpiresAfterSeconds", DEFAULT_IDEMPOTENCY_SECONDS, low=60, high=7 * 24 * 3600
         )
+        auth = self.auth()
         if self.problems or cassandra is None:
             return None
         return OrderPipeConfig(
@@ -280,6 +317,41 @@ class _Reader:
             alarm_email=alarm_email,
             log_level=log_level,
             idempotency_expires_after_seconds=idempotency_seconds,
+            auth=auth,
+        )
+
+    def auth(self) -> AuthConfig:
+        mode = str(self.raw("auth") or "jwt").lower()
+        if mode not in {"jwt", "iam"}:
+            self.fail("auth", f"must be jwt or iam, got {mode!r}")
+            mode = "jwt"
+        issuer = self.optional_string("authIssuer", _HTTPS_URL, "an https URL")
+        audience = self.raw("authAudience")
+        jwks_url = self.optional_string("authJwksUrl", _HTTPS_URL, "an https URL")
+        if issuer and not audience:
+            self.fail("authAudience", "is required with authIssuer (the API's identifier at your issuer)")
+        if mode == "iam" and (issuer or jwks_url):
+            self.fail("authIssuer", "applies to auth jwt only")
+        domain = self.optional_string(
+            "cognitoDomainPrefix", _DOMAIN_PREFIX, "lower-case letters, digits and hyphens"
+        )
+        principals = self.strings("readAllPrincipals", required=False)
+        for arn in principals:
+            if not _IAM_ARN.fullmatch(arn):
+                self.fail("readAllPrincipals", f"{arn!r} is not an IAM role or user ARN")
+        legacy = str(self.raw("legacyProducer") or DEFAULT_LEGACY_PRODUCER)
+        if not re.fullmatch(PRODUCER_PATTERN, legacy):
+            self.fail("legacyProducer", f"must match {PRODUCER_PATTERN}, got {legacy!r}")
+        return AuthConfig(
+            mode=mode,
+            issuer=issuer,
+            audience=str(audience) if audience else None,
+            jwks_url=jwks_url,
+            scope_claim=str(self.raw("authScopeClaim") or DEFAULT_SCOPE_CLAIM),
+            principal_claim=str(self.raw("authPrincipalClaim") or DEFAULT_PRINCIPAL_CLAIM),
+            cognito_domain_prefix=domain,
+            read_all_principals=principals,
+            legacy_producer=legacy,
         )
 
     def tuning(self) -> PipelineTuning:

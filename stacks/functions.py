@@ -1,4 +1,4 @@
-"""The four Lambda functions, their settings (environment), permissions and the SQS event source.
+"""The Lambda functions (ingest, writer, reader, schema, and in jwt mode the authorizer), their settings (environment), permissions and the SQS event source.
 
 Runtime: python3.12 on x86_64. 3.12 is the newest Python that every pinned dependency publishes
 wheels for and that this project's dev environment, tests and local runtime use, so the code that is
@@ -21,6 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from orderpipe_authorizer.settings import AuthorizerSettings
 from orderpipe_common import catalog
 from orderpipe_common.settings import PowertoolsSettings
 from orderpipe_ingest.settings import IngestSettings
@@ -29,6 +30,7 @@ from orderpipe_schema.settings import SchemaSettings
 from orderpipe_writer.settings import WriterSettings
 from stacks.bundling import function_code
 from stacks.config import OrderPipeConfig
+from stacks.identity import ProducerIdentity
 from stacks.nag import acknowledge
 from stacks.network import Network
 from stacks.queue import OrderQueue
@@ -50,6 +52,8 @@ INGEST = FunctionSpec(memory_mb=512, timeout_seconds=10)
 READER = FunctionSpec(memory_mb=512, timeout_seconds=10)
 WRITER_MEMORY_MB = 1024
 SCHEMA = FunctionSpec(memory_mb=256, timeout_seconds=300)
+# API Gateway waits at most 10 s for an authorizer; a decision is a JWKS look-up (cached) + one GetItem.
+AUTHORIZER = FunctionSpec(memory_mb=256, timeout_seconds=5)
 
 
 class Functions(Construct):
@@ -62,6 +66,7 @@ class Functions(Construct):
         network: Network,
         queue: OrderQueue,
         tables: Tables,
+        identity: ProducerIdentity,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -125,6 +130,8 @@ class Functions(Construct):
                 **cassandra_values,
                 cache_table_name=tables.cache.table_name,
                 cache_ttl_seconds=tuning.cache_ttl_seconds,
+                legacy_producer=config.auth.legacy_producer,
+                read_all_principals=list(config.auth.read_all_principals) or None,
             ),
             network=network,
             extra_security_groups=[network.dynamodb_clients],
@@ -140,6 +147,25 @@ class Functions(Construct):
             ),
             network=network,
         )
+
+        # jwt mode: the REQUEST authorizer, outside the VPC (it fetches the issuer's keys over HTTPS).
+        self.authorizer: lambda_.Function | None = None
+        if config.auth.mode == "jwt":
+            assert identity.issuer is not None
+            auth = config.auth
+            self.authorizer = self._function(
+                "authorizer",
+                spec=AUTHORIZER,
+                environment=AuthorizerSettings.environment(
+                    auth_issuer=identity.issuer,
+                    auth_audience=auth.audience,
+                    auth_jwks_url=identity.jwks_url,
+                    auth_scope_claim=auth.scope_claim,
+                    auth_principal_claim=auth.principal_claim,
+                    producers_table_name=identity.producers.table_name,
+                ),
+            )
+            identity.producers.grant(self.authorizer, "dynamodb:GetItem")
 
         if self.secret is not None:
             for function in (self.writer, self.reader, self.schema):

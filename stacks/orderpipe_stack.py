@@ -10,6 +10,7 @@ from constructs import Construct
 from stacks.api import OrdersApi
 from stacks.config import OrderPipeConfig
 from stacks.functions import Functions
+from stacks.identity import ProducerIdentity
 from stacks.monitoring import Monitoring
 from stacks.network import Network
 from stacks.queue import OrderQueue
@@ -34,11 +35,25 @@ class OrderPipeStack(cdk.Stack):
         )
         self.queue = OrderQueue(self, "Orders", tuning=config.tuning)
         self.tables = Tables(self, "Tables")
+        self.identity = ProducerIdentity(self, "Identity", auth=config.auth)
         self.functions = Functions(
-            self, "Functions", config=config, network=self.network, queue=self.queue, tables=self.tables
+            self,
+            "Functions",
+            config=config,
+            network=self.network,
+            queue=self.queue,
+            tables=self.tables,
+            identity=self.identity,
         )
         self.api = OrdersApi(
-            self, "Api", settings=config.api, ingest=self.functions.ingest, reader=self.functions.reader
+            self,
+            "Api",
+            settings=config.api,
+            auth=config.auth,
+            ingest=self.functions.ingest,
+            reader=self.functions.reader,
+            authorizer=self.functions.authorizer,
+            authorizer_cache_ttl_seconds=config.tuning.authorizer_cache_ttl_seconds,
         )
         self.schema = SchemaMigrations(
             self, "Schema", function=self.functions.schema, keyspace=config.cassandra.keyspace
@@ -57,9 +72,21 @@ class OrderPipeStack(cdk.Stack):
         )
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the orders API")
+        # What `orderpipe producers` and producers need (ops/orderpipe_ops/producers.py reads these).
+        cdk.CfnOutput(self, "AuthMode", value=config.auth.mode, description="jwt or iam")
         cdk.CfnOutput(
-            self, "ApiKeyId", value=self.api.default_key.key_id, description="Id of the default API key"
+            self,
+            "ApiArn",
+            value=self.format_arn(service="execute-api", resource=self.api.api.rest_api_id),
+            description="Prefix of the execute-api ARNs an iam-mode producer's policy names",
         )
+        cdk.CfnOutput(self, "UsagePlanId", value=self.api.plan.usage_plan_id)
+        cdk.CfnOutput(self, "ProducersTableName", value=self.identity.producers.table_name)
+        if self.identity.user_pool is not None and self.identity.token_url is not None:
+            cdk.CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id)
+            cdk.CfnOutput(
+                self, "TokenUrl", value=self.identity.token_url, description="OAuth 2.0 token endpoint"
+            )
         cdk.CfnOutput(self, "QueueUrl", value=self.queue.queue.queue_url)
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=self.queue.dlq.queue_url)
         cdk.CfnOutput(self, "CacheTableName", value=self.tables.cache.table_name)

@@ -33,6 +33,9 @@ from orderpipe_ingest.logic import derived_order_id
 ORDERS_ROUTE = "POST /orders"
 BATCH_ROUTE = "POST /orders/batch"
 
+# The producer the scripted service stamps on the orders it accepts (the real one: the credential's).
+SCRIPTED_PRODUCER = "scripted-producer"
+
 
 # -- what the script can say -----------------------------------------------------------------------
 
@@ -221,7 +224,7 @@ class ScriptedOrdersApi:
                         {},
                     )
                 return 202, remembered.answer, {}
-        seed = order_id_seed(key=key, route=route, body=payload)
+        seed = order_id_seed(key=key, producer=SCRIPTED_PRODUCER, route=route, body=payload)
         if route == ORDERS_ROUTE:
             status, answer, headers = self._accept_one(payload, seed)
         else:
@@ -251,7 +254,9 @@ class ScriptedOrdersApi:
                 },
                 {},
             )
-        order = Order.accept(request, order_id=derived_order_id(seed) or uuid.uuid4())
+        order = Order.accept(
+            request, producer=SCRIPTED_PRODUCER, order_id=derived_order_id(seed) or uuid.uuid4()
+        )
         self._store(order)
         return (
             202,
@@ -272,7 +277,9 @@ class ScriptedOrdersApi:
             except ValidationError as error:
                 results.append({"index": index, "status": "rejected", "errors": field_errors(error)})
                 continue
-            order = Order.accept(request, order_id=derived_order_id(seed, index) or uuid.uuid4())
+            order = Order.accept(
+                request, producer=SCRIPTED_PRODUCER, order_id=derived_order_id(seed, index) or uuid.uuid4()
+            )
             valid.append(order)
             if index in fail:
                 results.append({"index": index, "status": "failed"})

@@ -85,6 +85,9 @@ def rest_proxy_event(
     api_key: str | None = None,
     request_id: str | None = None,
     base64_encode: bool | None = None,
+    authorizer: Mapping[str, Any] | None = None,
+    user_arn: str | None = None,
+    access_key: str | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST API proxy integration event (payload format 1.0).
 
@@ -143,12 +146,13 @@ def rest_proxy_event(
             "domainPrefix": api_id,
             "extendedRequestId": request_id,
             "httpMethod": method.upper(),
+            **({"authorizer": dict(authorizer)} if authorizer is not None else {}),
             "identity": {
-                "accessKey": None,
-                "accountId": None,
+                "accessKey": access_key,
+                "accountId": ACCOUNT_ID if user_arn else None,
                 "apiKey": api_key,
                 "apiKeyId": None,
-                "caller": None,
+                "caller": user_arn.rsplit(":", 1)[-1] if user_arn else None,
                 "cognitoAuthenticationProvider": None,
                 "cognitoAuthenticationType": None,
                 "cognitoIdentityId": None,
@@ -157,7 +161,7 @@ def rest_proxy_event(
                 "sourceIp": source_ip,
                 "user": None,
                 "userAgent": user_agent,
-                "userArn": None,
+                "userArn": user_arn,
             },
             "path": f"/{stage}{path_only}",
             "protocol": "HTTP/1.1",

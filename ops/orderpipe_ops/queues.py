@@ -33,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 SQS_MAX_BATCH = 10
 # Envelope versions a writer reads, for the shape check (a unit test keeps it in step with
 # orderpipe_common.envelope).
-KNOWN_SCHEMA_VERSIONS = frozenset({1})
+KNOWN_SCHEMA_VERSIONS = frozenset({1, 2})
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 AgeSource = Literal["auto", "peek", "cloudwatch"]
 

@@ -52,9 +52,13 @@ def order_payload(
     return payload
 
 
-def make_order(seed: int = 0, **kwargs: Any) -> Order:
+# The producer of made-up orders (tests, benchmarks, drills that bypass the API).
+SAMPLE_PRODUCER = "sample-producer"
+
+
+def make_order(seed: int = 0, *, producer: str = SAMPLE_PRODUCER, **kwargs: Any) -> Order:
     """An order as ingest accepts it (with a fresh order_id and accepted_at)."""
-    return Order.accept(OrderRequest.model_validate(order_payload(seed, **kwargs)))
+    return Order.accept(OrderRequest.model_validate(order_payload(seed, **kwargs)), producer=producer)
 
 
 def make_orders(count: int, *, start: int = 0) -> list[Order]:

@@ -12,11 +12,18 @@ import pytest
 from orderpipe_common.tuning import DEFAULT_TUNING
 from orderpipe_devenv.aws.moto_server import MotoServerProcess
 from orderpipe_devenv.processes import free_port
-from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
+from orderpipe_devenv.runtime.pipeline import LocalProducer, LocalRuntime, RuntimeConfig
+from orderpipe_testkit.auth import for_producer
 
-# Short timings so redelivery and the DLQ are observable in seconds: visibility 6 s, 2 receives.
+# Short timings so redelivery and the DLQ are observable in seconds: visibility 6 s, 2 receives;
+# authorizer decisions cached for 2 s, so a revocation shows within the test.
 E2E_TUNING = DEFAULT_TUNING.with_overrides(
-    {"writer_timeout_seconds": 1, "max_receive_count": 2, "writer_batching_window_seconds": 1}
+    {
+        "writer_timeout_seconds": 1,
+        "max_receive_count": 2,
+        "writer_batching_window_seconds": 1,
+        "authorizer_cache_ttl_seconds": 2,
+    }
 )
 
 
@@ -32,11 +39,16 @@ def local_runtime(cassandra_endpoint: Any) -> Iterator[LocalRuntime]:
             yield runtime
 
 
+@pytest.fixture(scope="session")
+def producer(local_runtime: LocalRuntime) -> LocalProducer:
+    """The producer most tests post as (orders/write, orders/read)."""
+    return local_runtime.add_producer("e2e-producer")
+
+
 @pytest.fixture
-def api(local_runtime: LocalRuntime) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=local_runtime.url, headers={"x-api-key": local_runtime.config.api_key}, timeout=10
-    ) as client:
+def api(local_runtime: LocalRuntime, producer: LocalProducer) -> Iterator[httpx.Client]:
+    """An HTTP client authenticated as `producer` (a client-credentials token from the local issuer)."""
+    with httpx.Client(base_url=local_runtime.url, auth=for_producer(producer), timeout=10) as client:
         yield client
 
 

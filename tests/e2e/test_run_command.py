@@ -20,6 +20,7 @@ from orderpipe_devenv.processes import free_port
 
 pytestmark = pytest.mark.cassandra
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
 
 
@@ -43,7 +44,7 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
                 "--keyspace",
                 "orderpipe_run_cmd",
                 "--duration",
-                "240",
+                "400",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -51,7 +52,9 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
         )
     try:
         # When it is up (it prints the curls)
-        deadline = time.monotonic() + 120
+        deadline = (
+            time.monotonic() + 240
+        )  # start-up on a busy 2-core machine: Cassandra, emulators, 5 functions
         while "Ctrl-C stops everything" not in output.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, output.read_text()
             time.sleep(0.5)
@@ -76,6 +79,28 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
             time.sleep(0.5)
         assert order is not None, "the order never became readable"
         assert order["items"][0]["unit_price"] == "19.99"
+        assert order["producer"] == "local-producer"
+        # ...and the README's commands work as printed once the printed export line is pasted
+        export_line = next(
+            line.strip() for line in text.splitlines() if line.strip().startswith("export ORDERPIPE_")
+        )
+        api_url = re.search(r"API:\s+(http://\S+)", text)
+        assert api_url is not None
+        readme = README.read_text()
+        readme_block = next(
+            block.split("```", 1)[0] for block in readme.split("```bash\n")[1:] if "TOKEN=$(" in block
+        )
+        script = "\n".join([export_line, readme_block.replace("http://127.0.0.1:8080", api_url.group(1))])
+        shown = subprocess.run(
+            ["bash", "-ec", script], capture_output=True, text=True, check=True, timeout=60
+        )
+        # (curl prints each JSON answer with no newline after it)
+        decoder, answers, position = json.JSONDecoder(), [], 0
+        while position < len(shown.stdout.strip()):
+            answer, position = decoder.raw_decode(shown.stdout.strip(), position)
+            answers.append(answer)
+        assert answers[0]["status"] == "accepted"
+        assert answers[1]["error"]["code"] == "bad_request"  # ORDER_ID as printed: not a UUID
         # And the commands the banner prints, run with no endpoint, URL or key in the environment,
         # find this pipeline through its state file and work
         bare_env = {

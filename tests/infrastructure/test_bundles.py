@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
+from orderpipe_common import catalog
 from stacks.bundling import FUNCTIONS_DIR, asset_hash, runtime_python
 from tests.infrastructure.conftest import REPO_ROOT, require_tool, synthesize
 
-NAMES = ("ingest", "writer", "reader", "schema")
+NAMES = catalog.FUNCTION_NAMES
+# Native modules a function's bundle must load on the runtime (manylinux wheels only).
+NATIVE_IMPORTS = {"authorizer": ("jwt.algorithms", "cryptography.hazmat.bindings._rust")}
 CASSANDRA_FUNCTIONS = {"writer", "reader", "schema"}
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
@@ -142,6 +145,11 @@ else:
         pass
     else:
         raise AssertionError("cassandra-driver is bundled into a function that does not use it")
+for native in {native!r}:
+    importlib.import_module(native)
+if {native!r}:
+    from jwt.algorithms import has_crypto
+    assert has_crypto, "PyJWT without cryptography: RS256 unavailable"
 print(f"imported in {{time.perf_counter() - started:.3f}}s")
 """
 
@@ -170,7 +178,11 @@ def test_bundle_imports_with_the_runtime_python(
         "PYTHONPATH": os.pathsep.join([str(bundle), str(runtime_boto3)]),
         **variables,
     }
-    script = _IMPORT_CHECK.format(module=f"orderpipe_{name}.handler", cassandra=name in CASSANDRA_FUNCTIONS)
+    script = _IMPORT_CHECK.format(
+        module=f"orderpipe_{name}.handler",
+        cassandra=name in CASSANDRA_FUNCTIONS,
+        native=NATIVE_IMPORTS.get(name, ()),
+    )
     # -s: no user site; -E is not used because PYTHONPATH is how the runtime adds the bundle.
     result = subprocess.run(
         [python, "-s", "-c", textwrap.dedent(script)],

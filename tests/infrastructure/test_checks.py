@@ -52,8 +52,11 @@ EXPECTED_SUPPRESSIONS = {
     "AwsSolutions-IAM5[Resource::<FunctionsSchema2EEFC43E.Arn>:*]",
     "AwsSolutions-APIG2",
     "AwsSolutions-APIG3",
-    "AwsSolutions-APIG4",
     "AwsSolutions-COG4",
+    # The producers' user pool has app clients only (client-credentials grant), no users.
+    "AwsSolutions-COG2",
+    "AwsSolutions-COG3",
+    "AwsSolutions-COG8",
 }
 
 

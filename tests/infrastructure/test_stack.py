@@ -308,7 +308,7 @@ def test_secret_is_granted_and_passed_by_arn_only(secret_vpc_synth: Synthesized)
 
 
 # -- API ----------------------------------------------------------------------------------------------
-def test_api_routes_each_require_an_api_key(default_synth: Synthesized) -> None:
+def test_api_routes_each_require_the_authorizer_and_an_api_key(default_synth: Synthesized) -> None:
     methods = resources(default_synth, "AWS::ApiGateway::Method")
     routes = set()
     paths = {
@@ -320,6 +320,8 @@ def test_api_routes_each_require_an_api_key(default_synth: Synthesized) -> None:
         if props["HttpMethod"] == "OPTIONS":
             continue
         assert props["ApiKeyRequired"] is True, props
+        assert props["AuthorizationType"] == "CUSTOM", props
+        assert "AuthorizerId" in props, props
         routes.add((props["HttpMethod"], paths[props["ResourceId"]["Ref"]]))
     assert routes == {("POST", "orders"), ("POST", "batch"), ("GET", "{id}")}
     default_synth.template.has_resource_properties(
@@ -337,7 +339,9 @@ def test_usage_plan_throttles_and_quota(default_synth: Synthesized) -> None:
             "ApiStages": Match.array_with([Match.object_like({"Stage": Match.any_value()})]),
         },
     )
-    default_synth.template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
+    # Producers' keys join the plan through `orderpipe producers add`; the stack makes none.
+    default_synth.template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 0)
+    default_synth.template.resource_count_is("AWS::ApiGateway::ApiKey", 0)
 
 
 def test_stage_has_json_access_logs_and_xray(default_synth: Synthesized) -> None:
@@ -465,6 +469,12 @@ def test_outputs(default_synth: Synthesized) -> None:
         "CacheTableName",
         "IdempotencyTableName",
         "DashboardName",
+        "AuthMode",
+        "ApiArn",
+        "UsagePlanId",
+        "ProducersTableName",
+        "UserPoolId",
+        "TokenUrl",
     } <= set(outputs)
 
 

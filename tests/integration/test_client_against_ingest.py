@@ -15,18 +15,40 @@ from typing import Any
 
 import pytest
 
-from orderpipe_client import AuthenticationError, OrderpipeClient, OrderRejectedError, RetryPolicy
+from orderpipe_client import (
+    AuthenticationError,
+    BearerTokenAuth,
+    OrderpipeClient,
+    OrderRejectedError,
+    RetryPolicy,
+)
 from orderpipe_client.bulk import import_file, read_outcomes
 from orderpipe_common.envelope import parse_envelope
+from orderpipe_common.identity import SCOPE_READ, SCOPE_WRITE, authorizer_context
 from orderpipe_devenv.lambda_events import LocalLambdaContext
 from orderpipe_devenv.runtime.gateway import ApiGatewayEmulator, Route
+from orderpipe_devenv.runtime.gateway_auth import Admission, GatewayRequest, unauthorized
 from orderpipe_ingest.handler import lambda_handler
 from tests.fixtures.aws import IngestEnv
 from tests.scripted_orders_api import order
 
 pytestmark = pytest.mark.timeout(120)
 
-API_KEY = "client-test-key"
+TOKEN = "client-test-token"
+PRODUCER = "client-test-producer"
+
+
+class OneTokenGateway:
+    """The gateway's authentication reduced to one known bearer token (the authorizer itself is tested
+    in tests/unit/test_authorizer.py and over HTTP in tests/e2e/test_identity.py): it admits that token
+    as PRODUCER, refuses anything else as API Gateway does (401)."""
+
+    mode = "jwt"
+
+    def admit(self, request: GatewayRequest) -> Admission:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            raise unauthorized()
+        return Admission(authorizer=authorizer_context(PRODUCER, [SCOPE_WRITE, SCOPE_READ]), api_key="meter")
 
 
 def invoke_ingest(event: dict[str, Any]) -> Any:
@@ -37,7 +59,7 @@ def invoke_ingest(event: dict[str, Any]) -> Any:
 def gateway(ingest_env: IngestEnv) -> Iterator[str]:
     emulator = ApiGatewayEmulator(
         routes=[Route("POST", "/orders", invoke_ingest), Route("POST", "/orders/batch", invoke_ingest)],
-        api_key=API_KEY,
+        auth=OneTokenGateway(),
         port=0,
     )
     emulator.start()
@@ -48,7 +70,7 @@ def gateway(ingest_env: IngestEnv) -> Iterator[str]:
 @pytest.fixture
 def client(gateway: str) -> Iterator[OrderpipeClient]:
     retry = RetryPolicy(max_attempts=3, base_delay=0.05, deadline=20)
-    with OrderpipeClient(gateway, api_key=API_KEY, retry=retry, max_connections=1) as client:
+    with OrderpipeClient(gateway, auth=BearerTokenAuth(TOKEN), retry=retry, max_connections=1) as client:
         yield client
 
 
@@ -94,9 +116,13 @@ def test_the_real_refusal_names_the_field(ingest_env: IngestEnv, client: Orderpi
     assert queued_ids(ingest_env) == []
 
 
-def test_a_wrong_api_key_is_refused_by_the_gateway(ingest_env: IngestEnv, gateway: str) -> None:
-    with OrderpipeClient(gateway, api_key="wrong") as client, pytest.raises(AuthenticationError, match="403"):
+def test_a_wrong_token_is_refused_by_the_gateway(ingest_env: IngestEnv, gateway: str) -> None:
+    with (
+        OrderpipeClient(gateway, auth=BearerTokenAuth("wrong")) as client,
+        pytest.raises(AuthenticationError, match="401"),
+    ):
         client.submit(order("po-1"))
+    assert queued_ids(ingest_env) == []
 
 
 def test_a_file_imported_through_the_real_ingest_records_the_queued_ids(

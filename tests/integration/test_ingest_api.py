@@ -13,6 +13,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from orderpipe_common.envelope import parse_envelope
+from orderpipe_common.identity import SCOPE_WRITE, authorizer_context
 from orderpipe_common.model import MAX_BATCH_BODY_BYTES, MAX_ORDER_BODY_BYTES
 from orderpipe_devenv.lambda_events import LocalLambdaContext, ProxyResponse, proxy_response, rest_proxy_event
 from orderpipe_devenv.processes import free_port
@@ -25,8 +26,18 @@ from tests.fixtures.aws import IngestEnv
 JSON = {"Content-Type": "application/json"}
 
 
+PRODUCER = "producer-a"
+# The authorizer's context for PRODUCER (the gateway adds it; the body never names a producer).
+AUTHORIZED = authorizer_context(PRODUCER, [SCOPE_WRITE])
+
+
 def post(
-    path: str, body: Any, *, headers: Mapping[str, str] | None = None, raw: str | bytes | None = None
+    path: str,
+    body: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    raw: str | bytes | None = None,
+    producer: str | None = PRODUCER,
 ) -> ProxyResponse:
     event = rest_proxy_event(
         "POST",
@@ -34,6 +45,7 @@ def post(
         headers={**JSON, **(headers or {})},
         body=raw if raw is not None else json.dumps(body),
         resource=path,
+        authorizer=authorizer_context(producer, [SCOPE_WRITE]) if producer else None,
     )
     return proxy_response(lambda_handler(event, LocalLambdaContext(function_name="orderpipe-ingest")))
 
@@ -118,12 +130,15 @@ def test_an_order_is_accepted_and_its_message_is_the_contract(ingest_env: Ingest
     assert response.headers["location"] == f"/orders/{answer['order_id']}"
     # And exactly one message is on the queue, carrying the order exactly
     [message] = ingest_env.messages()
-    assert json.loads(message["Body"])["schema_version"] == 1
+    assert json.loads(message["Body"])["schema_version"] == 2
     order = parse_envelope(message["Body"])
     assert str(order.order_id) == answer["order_id"]
     assert [item.unit_price for item in order.items] == [Decimal("0.10"), Decimal("1234567890.07")]
     expected = json.loads(json.dumps(payload, default=str))  # prices as their exact strings
-    assert order.model_dump(exclude={"order_id", "accepted_at"}, exclude_none=True, mode="json") == expected
+    assert (
+        order.model_dump(exclude={"order_id", "accepted_at", "producer"}, exclude_none=True, mode="json")
+        == expected
+    )
     assert order.accepted_at.tzinfo is not None
 
 
@@ -350,7 +365,12 @@ def test_a_body_over_the_limit_is_413(ingest_env: IngestEnv, path: str, limit: i
 
 def test_a_base64_body_over_the_limit_is_413(ingest_env: IngestEnv) -> None:
     event = rest_proxy_event(
-        "POST", "/orders", headers=JSON, body=b"{" + b" " * MAX_ORDER_BODY_BYTES + b"}", base64_encode=True
+        "POST",
+        "/orders",
+        headers=JSON,
+        body=b"{" + b" " * MAX_ORDER_BODY_BYTES + b"}",
+        base64_encode=True,
+        authorizer=AUTHORIZED,
     )
     assert_error(proxy_response(lambda_handler(event, LocalLambdaContext())), 413)
 
@@ -361,7 +381,9 @@ def test_a_base64_body_over_the_limit_is_413(ingest_env: IngestEnv) -> None:
 )
 def test_a_wrong_content_type_is_415(ingest_env: IngestEnv, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
-    event = rest_proxy_event("POST", "/orders", headers=headers, body=json.dumps(order_payload(1)))
+    event = rest_proxy_event(
+        "POST", "/orders", headers=headers, body=json.dumps(order_payload(1)), authorizer=AUTHORIZED
+    )
     assert_error(proxy_response(lambda_handler(event, LocalLambdaContext())), 415, "unsupported_media_type")
     assert ingest_env.messages() == []
 
@@ -377,5 +399,47 @@ def test_sqs_unreachable_is_503_with_retry_after(sqs_down: IngestEnv, path: str)
 
 
 def test_unknown_routes_are_404(ingest_env: IngestEnv) -> None:
-    event = rest_proxy_event("GET", "/nowhere", headers=JSON)
+    event = rest_proxy_event("GET", "/nowhere", headers=JSON, authorizer=AUTHORIZED)
     assert_error(proxy_response(lambda_handler(event, LocalLambdaContext())), 404, "not_found")
+
+
+# --- producers ----------------------------------------------------------------------------------
+
+
+def test_an_order_names_its_producer_and_is_queued_in_its_fair_group(ingest_env: IngestEnv) -> None:
+    # Given producer-a's order
+    response = post("/orders", order_payload(1))
+    # Then the enqueued order names producer-a and the message's group is producer-a
+    assert response.status == 202
+    [message] = ingest_env.messages()
+    assert parse_envelope(message["Body"]).producer == PRODUCER
+    assert message["Attributes"].get("MessageGroupId") == PRODUCER
+
+
+def test_the_same_key_and_body_from_two_producers_are_two_orders(ingest_env: IngestEnv) -> None:
+    # Given two producers that use the same Idempotency-Key for the same body
+    payload = order_payload(9)
+    first = post("/orders", payload, headers={"Idempotency-Key": "1"}, producer="producer-a")
+    second = post("/orders", payload, headers={"Idempotency-Key": "1"}, producer="producer-b")
+    # Then neither sees the other's answer: two orders, two messages, each its producer's
+    assert first.status == second.status == 202
+    assert first.json()["order_id"] != second.json()["order_id"]
+    orders = {
+        parse_envelope(m["Body"]).producer: str(parse_envelope(m["Body"]).order_id)
+        for m in ingest_env.messages()
+    }
+    assert orders == {"producer-a": first.json()["order_id"], "producer-b": second.json()["order_id"]}
+
+
+def test_a_request_without_producer_identity_is_401_and_enqueues_nothing(ingest_env: IngestEnv) -> None:
+    # Given a request that reached the function with no authorizer context and no IAM identity
+    response = post("/orders", order_payload(1), producer=None)
+    # Then it is refused, not served anonymously
+    assert_error(response, 401, "unauthenticated")
+    assert ingest_env.messages() == []
+
+
+def test_a_producer_named_in_the_body_is_422(ingest_env: IngestEnv) -> None:
+    error = assert_error(post("/orders", {**order_payload(1), "producer": "someone-else"}), 422)
+    assert any(field["field"] == "producer" for field in error["fields"])
+    assert ingest_env.messages() == []

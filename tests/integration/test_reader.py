@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from orderpipe_common.identity import authorizer_context
 from orderpipe_common.model import Order
 from orderpipe_common.tables import CACHE_EXPIRY_ATTRIBUTE, CACHE_ORDER_ATTRIBUTE, CACHE_PARTITION_KEY
 from orderpipe_devenv.aws.resources import Table
@@ -20,7 +21,7 @@ from orderpipe_devenv.lambda_events import (
 )
 from orderpipe_reader import handler as reader
 from orderpipe_testkit.process_state import reset_process_state
-from orderpipe_testkit.sample_orders import make_order, message_body
+from orderpipe_testkit.sample_orders import SAMPLE_PRODUCER, make_order, message_body
 from orderpipe_writer import handler as writer
 
 pytestmark = pytest.mark.cassandra
@@ -37,8 +38,14 @@ def reader_env(
     reset_process_state()
 
 
-def get_order(order_id: object) -> ProxyResponse:
-    event = rest_proxy_event("GET", f"/orders/{order_id}", resource="/orders/{order_id}")
+def get_order(order_id: object, *, producer: str = SAMPLE_PRODUCER, read_all: bool = False) -> ProxyResponse:
+    scopes = ["orders/read", *(["orders/read-all"] if read_all else [])]
+    event = rest_proxy_event(
+        "GET",
+        f"/orders/{order_id}",
+        resource="/orders/{order_id}",
+        authorizer=authorizer_context(producer, scopes),
+    )
     return proxy_response(reader.lambda_handler(event, LocalLambdaContext(function_name="orderpipe-reader")))
 
 
@@ -147,3 +154,31 @@ def test_malformed_id_is_400_naming_the_field(reader_env, bad_id):
 
 def test_unknown_id_is_404(reader_env):
     assert get_order(uuid.uuid4()).status == 404
+
+
+def test_another_producers_order_is_404_from_cassandra_and_from_the_cache(reader_env, dynamodb_client):
+    # Given an order of one producer, written, not yet cached
+    order = make_order(4100, producer="owner")
+    write(order)
+    # When another producer reads it (a cache miss, the row is in Cassandra)
+    denied = get_order(order.order_id, producer="intruder")
+    # Then it is the same 404 as an unknown order, and the denied read did not fill the cache
+    unknown = get_order(uuid.uuid4(), producer="intruder")
+    assert denied.status == unknown.status == 404
+    assert denied.json()["error"]["code"] == unknown.json()["error"]["code"]
+    assert cached_item(dynamodb_client, reader_env, order) is None
+    # When the owner reads it (now cached), Then the intruder is still refused on the cache hit
+    assert get_order(order.order_id, producer="owner").json()["producer"] == "owner"
+    assert cached_item(dynamodb_client, reader_env, order) is not None
+    assert get_order(order.order_id, producer="intruder").status == 404
+    # ...and a read-all caller reads it
+    assert get_order(order.order_id, producer="auditor", read_all=True).json()["producer"] == "owner"
+
+
+def test_a_request_without_identity_is_401(reader_env):
+    event = rest_proxy_event("GET", f"/orders/{uuid.uuid4()}", resource="/orders/{order_id}")
+    answer = proxy_response(
+        reader.lambda_handler(event, LocalLambdaContext(function_name="orderpipe-reader"))
+    )
+    assert answer.status == 401
+    assert answer.json()["error"]["code"] == "unauthenticated"

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from orderpipe_common.identity import Caller
 from orderpipe_common.model import LineItem, Order, ShippingAddress
+from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
+from orderpipe_reader.logic import read_order
 from orderpipe_schema.migrations import MigrationError, apply_migrations, load_migrations
 
 pytestmark = pytest.mark.cassandra
@@ -70,3 +73,56 @@ def test_an_edited_applied_migration_is_refused(cql_session, tmp_path: Path):
         apply_migrations(
             cql_session, keyspace=keyspace, replication=replication, migrations=load_migrations(tmp_path)
         )
+
+
+class _NoCache:
+    def get(self, order_id: uuid.UUID) -> None:
+        return None
+
+    def put(self, order: Order) -> None:
+        return None
+
+
+class _Rows:
+    def __init__(self, session, keyspace: str) -> None:
+        self._session, self._keyspace = session, keyspace
+
+    def find(self, order_id: uuid.UUID) -> Order | None:
+        self._session.set_keyspace(self._keyspace)
+        row = self._session.execute(SELECT_ORDER_CQL.replace("?", "%s"), (order_id,)).one()
+        return order_from_row(row) if row is not None else None
+
+
+def test_adding_the_producer_column_keeps_old_orders_readable_as_the_legacy_producers(cql_session):
+    # Given a keyspace with only the first migration, holding an order written before producers
+    keyspace = f"schema_test_{uuid.uuid4().hex[:8]}"
+    replication: dict[str, str | int] = {"class": "SimpleStrategy", "replication_factor": 1}
+    migrations = load_migrations()
+    apply_migrations(cql_session, keyspace=keyspace, replication=replication, migrations=migrations[:1])
+    old_id = uuid.uuid4()
+    cql_session.execute(
+        f"INSERT INTO {keyspace}.orders (order_id, customer_id, currency, items, accepted_at) "
+        "VALUES (%s, 'cust-old', 'EUR', [{sku: 'SKU-OLD', quantity: 2, unit_price: 9.99}], toTimestamp(now()))",
+        (old_id,),
+    )
+    # When the producer migration is applied (twice: a re-run after an interruption)
+    report = apply_migrations(cql_session, keyspace=keyspace, replication=replication)
+    cql_session.execute(f"DELETE FROM {keyspace}.schema_migrations WHERE version = 2")
+    again = apply_migrations(cql_session, keyspace=keyspace, replication=replication)
+    # Then it applied once, re-applied without error, and the old order is still there, unowned
+    assert 2 in report.applied and 2 in again.applied
+    source = _Rows(cql_session, keyspace)
+    stored = source.find(old_id)
+    assert stored is not None and stored.producer is None and stored.items[0].sku == "SKU-OLD"
+
+    # ...and the reader answers it as the legacy producer's: readable by it and by read-all, no one else
+    def read_as(producer: str, read_all: bool = False) -> Order | None:
+        caller = Caller(producer=producer, read_all=read_all, request_id="r", source_ip="127.0.0.1")
+        return read_order(old_id, caller=caller, legacy_producer="legacy", cache=_NoCache(), source=source)
+
+    legacy_view = read_as("legacy")
+    assert (
+        legacy_view is not None and legacy_view.producer == "legacy" and legacy_view.customer_id == "cust-old"
+    )
+    assert read_as("someone") is None
+    assert read_as("auditor", read_all=True) is not None

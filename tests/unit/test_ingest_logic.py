@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from orderpipe_common.envelope import parse_envelope
+from orderpipe_common.identity import Caller
 from orderpipe_ingest.logic import BatchRejectedError, accept_batch, accept_order
 from orderpipe_ingest.publisher import FailedEntry, QueueUnavailableError
 from orderpipe_testkit.sample_orders import order_payload
@@ -27,14 +28,17 @@ class FakeQueue:
         self.sender_fault_ids: set[str] = set()
         self.bodies: list[str] = []
         self.batch_calls: list[list[str]] = []
+        self.groups: list[str | None] = []
 
-    def send(self, body: str) -> None:
+    def send(self, body: str, *, group: str | None = None) -> None:
         if self.down:
             raise QueueUnavailableError("down")
         self.bodies.append(body)
+        self.groups.append(group)
 
-    def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
+    def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
         assert len(entries) <= 10
+        self.groups.append(group)
         self.batch_calls.append(list(entries))
         if self.down:
             raise QueueUnavailableError("down")
@@ -54,13 +58,16 @@ def no_sleep(_: float) -> None:
     return None
 
 
+CALLER = Caller(producer="acme", read_all=False, request_id="req-1", source_ip="127.0.0.1")
+
+
 def batch(payload: Any, queue: FakeQueue, **kwargs: Any) -> Any:
-    return accept_batch(payload, queue, sleep=no_sleep, **kwargs)
+    return accept_batch(payload, queue, caller=CALLER, sleep=no_sleep, **kwargs)
 
 
 def test_a_valid_order_is_enqueued_in_an_envelope_with_its_id() -> None:
     queue = FakeQueue()
-    answer = accept_order(order_payload(1), queue)
+    answer = accept_order(order_payload(1), queue, caller=CALLER)
     assert answer.status == "accepted"
     [body] = queue.bodies
     assert parse_envelope(body).order_id == answer.order_id
@@ -70,14 +77,14 @@ def test_prices_reach_the_queue_exactly() -> None:
     queue = FakeQueue()
     payload = order_payload(2, items=1)
     payload["items"][0]["unit_price"] = Decimal("0.30")
-    accept_order(payload, queue)
+    accept_order(payload, queue, caller=CALLER)
     assert parse_envelope(queue.bodies[0]).items[0].unit_price == Decimal("0.30")
 
 
 def test_an_invalid_order_raises_and_enqueues_nothing() -> None:
     queue = FakeQueue()
     with pytest.raises(ValidationError):
-        accept_order({**order_payload(1), "currency": "ZZZ"}, queue)
+        accept_order({**order_payload(1), "currency": "ZZZ"}, queue, caller=CALLER)
     assert queue.bodies == []
 
 
@@ -87,7 +94,7 @@ def test_a_queue_outage_raises_queue_unavailable_and_accepts_nothing() -> None:
     # When an order is accepted, Then the domain error says the queue is unavailable (the handler
     # maps it to 503 + Retry-After: tests/integration/test_ingest_api.py) and nothing was enqueued
     with pytest.raises(QueueUnavailableError, match="down"):
-        accept_order(order_payload(1), queue)
+        accept_order(order_payload(1), queue, caller=CALLER)
     assert queue.bodies == []
 
 
@@ -144,7 +151,7 @@ def test_backoff_between_retry_rounds_is_bounded() -> None:
     waits: list[float] = []
     queue = FakeQueue(fail_entries_for_calls=100)
     with pytest.raises(QueueUnavailableError):
-        accept_batch([order_payload(0)], queue, max_send_attempts=5, sleep=waits.append)
+        accept_batch([order_payload(0)], queue, caller=CALLER, max_send_attempts=5, sleep=waits.append)
     assert len(waits) == 4
     assert all(0 <= wait <= 1.0 for wait in waits)
 
@@ -169,3 +176,23 @@ def test_a_body_that_is_not_an_array_of_1_to_100_orders_is_rejected(payload: Any
         batch(payload, queue)
     assert [f["field"] for f in caught.value.fields or []] == ["body"]
     assert queue.batch_calls == []
+
+
+def test_orders_carry_the_callers_producer_and_queue_in_its_fair_group() -> None:
+    # Given a producer's single order and batch
+    queue = FakeQueue()
+    # When both are accepted
+    accept_order(order_payload(1), queue, caller=CALLER)
+    batch([order_payload(2), order_payload(3)], queue)
+    # Then every enqueued order names the producer, and every send uses it as the message group
+    assert {parse_envelope(body).producer for body in queue.bodies} == {"acme"}
+    assert set(queue.groups) == {"acme"}
+
+
+def test_a_producer_field_in_the_body_is_refused() -> None:
+    # Given a body that names a producer itself
+    queue = FakeQueue()
+    # When it is posted, Then it is invalid (the producer comes from the gateway only) and not enqueued
+    with pytest.raises(ValidationError):
+        accept_order({**order_payload(1), "producer": "someone-else"}, queue, caller=CALLER)
+    assert queue.bodies == []

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from orderpipe_common.envelope import (
     CURRENT_SCHEMA_VERSION,
-    OrderEnvelopeV1,
     UnreadableMessageError,
     parse_envelope,
     wrap,
@@ -173,7 +172,7 @@ def test_prices_stay_exact_decimals() -> None:
             ]
         )
     )
-    order = Order.accept(request)
+    order = Order.accept(request, producer="acme")
     # Then the total is exact, and each price keeps its digits through JSON and back
     assert order.total() == Decimal("0.30")
     again = Order.model_validate_json(order.model_dump_json())
@@ -187,24 +186,25 @@ def test_json_numbers_parsed_as_decimals_are_exact() -> None:
         '{"customer_id": "c", "currency": "EUR", "items": [{"sku": "A", "quantity": 3, "unit_price": 0.1}]}',
         parse_float=Decimal,
     )
-    order = Order.accept(OrderRequest.model_validate(payload))
+    order = Order.accept(OrderRequest.model_validate(payload), producer="acme")
     assert order.total() == Decimal("0.3")
 
 
 def test_accepting_assigns_an_id_and_a_utc_time_in_milliseconds() -> None:
     request = OrderRequest.model_validate(valid_payload())
     moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
-    order = Order.accept(request, now=moment)
+    order = Order.accept(request, now=moment, producer="acme")
     assert isinstance(order.order_id, uuid.UUID)
     assert order.accepted_at == datetime(2026, 1, 2, 1, 4, 5, 678000, tzinfo=UTC)
-    assert Order.accept(request).order_id != order.order_id
+    assert Order.accept(request, producer="acme").order_id != order.order_id
 
 
 def test_the_envelope_round_trips_the_order_exactly() -> None:
-    order = Order.accept(OrderRequest.model_validate(valid_payload()))
+    order = Order.accept(OrderRequest.model_validate(valid_payload()), producer="acme")
     body = wrap(order)
-    assert json.loads(body)["schema_version"] == CURRENT_SCHEMA_VERSION == 1
+    assert json.loads(body)["schema_version"] == CURRENT_SCHEMA_VERSION == 2
     assert parse_envelope(body) == order
+    assert json.loads(body)["order"]["producer"] == "acme"
     assert json.loads(body)["order"]["items"][0]["unit_price"] == "19.99"  # a string: no float drift
 
 
@@ -222,9 +222,26 @@ def test_unreadable_envelopes_are_refused_with_a_reason(body: str) -> None:
         parse_envelope(body)
 
 
+def test_a_v1_envelope_of_an_older_ingest_is_still_read_with_no_producer() -> None:
+    # Given a message as an ingest before producers wrote it (schema 1, no producer field)
+    order = Order.accept(OrderRequest.model_validate(valid_payload()), producer="acme")
+    old_order = order.model_dump(mode="json", exclude={"producer"})
+    body = json.dumps({"schema_version": 1, "order": old_order})
+    # When a current writer reads it, Then it is the same order with no producer (read as legacy's)
+    assert parse_envelope(body) == order.model_copy(update={"producer": None})
+
+
+def test_a_v2_envelope_without_its_producer_is_unreadable() -> None:
+    order = Order.accept(OrderRequest.model_validate(valid_payload()), producer="acme")
+    data = json.loads(wrap(order))
+    del data["order"]["producer"]
+    with pytest.raises(UnreadableMessageError, match="producer"):
+        parse_envelope(json.dumps(data))
+
+
 def test_an_envelope_with_unknown_fields_is_unreadable() -> None:
-    order = Order.accept(OrderRequest.model_validate(valid_payload()))
-    data = json.loads(OrderEnvelopeV1(order=order).model_dump_json())
+    order = Order.accept(OrderRequest.model_validate(valid_payload()), producer="acme")
+    data = json.loads(wrap(order))
     data["extra"] = 1
     with pytest.raises(UnreadableMessageError, match="extra"):
         parse_envelope(json.dumps(data))
@@ -241,7 +258,7 @@ def test_an_accepted_order_equals_the_same_order_validated_from_scratch() -> Non
     request = OrderRequest.model_validate(order_payload(21, with_address=True))
     moment = datetime(2026, 11, 24, 7, 30, 15, 123_987, tzinfo=ZoneInfo("Europe/Paris"))
     # When the server accepts it
-    order = Order.accept(request, now=moment)
+    order = Order.accept(request, now=moment, producer="acme")
     # Then it is exactly what full validation of the same fields gives (UTC, milliseconds)
     revalidated = Order.model_validate(order.model_dump())
     assert order == revalidated

@@ -26,7 +26,7 @@ def test_document_states_the_contract_and_its_bounds() -> None:
     batch = document["paths"]["/orders/batch"]["post"]
     schemas = document["components"]["schemas"]
 
-    assert set(single["responses"]) == {"202", "400", "409", "413", "415", "422", "503"}
+    assert set(single["responses"]) == {"202", "400", "401", "403", "409", "413", "415", "422", "503"}
     assert single["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/OrderRequest"
     }
@@ -36,4 +36,30 @@ def test_document_states_the_contract_and_its_bounds() -> None:
     assert schemas["OrderRequest"]["additionalProperties"] is False
     assert schemas["LineItem"]["properties"]["quantity"]["minimum"] == 1
     assert "Retry-After" in single["responses"]["503"]["headers"]
-    assert single["security"] == [{"apiKey": []}]
+    assert single["security"] == [{"oauth2": ["orders/write"]}, {"sigv4": [], "apiKey": []}]
+
+
+def test_every_operation_declares_its_security_and_scope() -> None:
+    # Given the generated document
+    document = json.loads(generate())
+    schemes = document["components"]["securitySchemes"]
+    # Then every operation needs a token with its route's scope (jwt) or SigV4 + usage-plan key (iam)
+    scopes = {
+        (path, method): operation["security"][0]["oauth2"]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    assert scopes == {
+        ("/orders", "post"): ["orders/write"],
+        ("/orders/batch", "post"): ["orders/write"],
+        ("/orders/{order_id}", "get"): ["orders/read"],
+    }
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            assert operation["security"][1] == {"sigv4": [], "apiKey": []}
+            assert {"401", "403"} <= set(operation["responses"])
+    assert set(schemes["oauth2"]["flows"]["clientCredentials"]["scopes"]) == {
+        "orders/write",
+        "orders/read",
+        "orders/read-all",
+    }

@@ -12,7 +12,12 @@ from orderpipe_testkit.sample_orders import make_order, message_body
 
 def test_the_shape_check_knows_every_envelope_version_the_writer_reads():
     # Given the versions the writer's envelope model accepts
-    writer_versions = set(typing.get_args(envelope.OrderEnvelopeV1.model_fields["schema_version"].annotation))
+    writer_versions = set(envelope.READABLE_SCHEMA_VERSIONS)
+    assert writer_versions == {
+        version
+        for model in (envelope.OrderEnvelopeV1, envelope.OrderEnvelopeV2)
+        for version in typing.get_args(model.model_fields["schema_version"].annotation)
+    }
     # Then the ops package's shape check knows exactly those
     assert writer_versions == set(queues.KNOWN_SCHEMA_VERSIONS)
 
@@ -32,3 +37,19 @@ def test_the_shape_check_tells_poison_from_an_order_as_far_as_shape_goes():
         # Then only the real envelope has an id, and each reason says what it found
         assert order_id == expected_id
         assert reason.startswith("readable" if expected_id else "unreadable envelope")
+
+
+def test_the_producer_administration_agrees_with_the_functions_on_names_and_scopes():
+    from orderpipe_common import identity, tables
+    from orderpipe_ops import producers
+
+    assert producers.PRODUCERS_PARTITION_KEY == tables.PRODUCERS_PARTITION_KEY
+    assert producers.PRODUCERS_NAME_ATTRIBUTE == tables.PRODUCERS_NAME_ATTRIBUTE
+    assert producers.PRODUCERS_STATUS_ATTRIBUTE == tables.PRODUCERS_STATUS_ATTRIBUTE
+    assert producers.PRODUCERS_USAGE_KEY_ATTRIBUTE == tables.PRODUCERS_USAGE_KEY_ATTRIBUTE
+    assert (producers.PRODUCER_ACTIVE, producers.PRODUCER_REVOKED) == (
+        tables.PRODUCER_ACTIVE,
+        tables.PRODUCER_REVOKED,
+    )
+    assert producers.PRODUCER_PATTERN == identity.PRODUCER_PATTERN
+    assert {producers.SCOPE_WRITE, producers.SCOPE_READ, producers.SCOPE_READ_ALL} == set(identity.ALL_SCOPES)

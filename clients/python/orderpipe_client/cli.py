@@ -210,7 +210,12 @@ def _default_to_the_local_pipeline(args: argparse.Namespace, console: Any) -> No
         return
     args.url = pipeline.api_url
     if not (args.api_key or args.token_url or args.sigv4_region):
-        args.api_key = pipeline.credentials.get("x-api-key")
+        local = pipeline.credentials
+        # The local producer's client credentials (auth jwt, the default); its usage-plan key in iam
+        # mode is not enough without its SigV4 credentials, which this command takes from botocore.
+        args.token_url, args.client_id = local.get("token_url"), local.get("client_id")
+        args.client_secret = local.get("client_secret")
+        args.api_key = local.get("x-api-key")
     console.print(f"pipeline: {pipeline.description}", highlight=False, markup=False)
 
 

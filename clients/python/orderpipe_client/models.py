@@ -82,6 +82,8 @@ class Order(_Answer):
     client_reference: str | None = None
     order_id: uuid.UUID
     accepted_at: datetime
+    # The producer that posted it (its authenticated identity); the API always answers it.
+    producer: str | None = None
 
 
 class Accepted(_Answer):

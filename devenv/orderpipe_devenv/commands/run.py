@@ -37,7 +37,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address the API listens on (loopback only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="API port (0 picks a free one)")
-    parser.add_argument("--api-key", help="the API key clients must send as x-api-key (default: generated)")
+    parser.add_argument(
+        "--auth",
+        choices=["jwt", "iam"],
+        default="jwt",
+        help="how producers authenticate, as orderpipe:auth deployed: OAuth 2.0 tokens from a local issuer "
+        "checked by the real authorizer (jwt), or SigV4 signatures (iam)",
+    )
     parser.add_argument("--keyspace", default="orderpipe", help="Cassandra keyspace")
     parser.add_argument(
         "--tuning",
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             tuning=tuning,
             ingest_concurrency=args.ingest_concurrency,
             reader_concurrency=args.reader_concurrency,
-            **({"api_key": args.api_key} if args.api_key else {}),
+            auth=args.auth,
         )
         with console.status("creating queues and tables, applying the schema, starting the functions"):
             runtime = stack.enter_context(
@@ -129,11 +135,13 @@ def run(args: argparse.Namespace) -> int:
                     sqs_endpoint_url=sqs_endpoint,
                 )
             )
+        # The producer whose credentials the banner prints (and the state file records).
+        producer = runtime.default_producer()
         # Where its parts listen, for the operator tools, `orderpipe load` and `orderpipe submit`.
         pipeline = runtime.describe(cassandra_source=cassandra.endpoint.source)
         state_file = local_pipeline.write(pipeline)
         stack.callback(local_pipeline.remove, pipeline.pid, state_file)
-        _print_banner(console, runtime, cassandra.endpoint.source, state_file)
+        _print_banner(console, runtime, cassandra.endpoint.source, state_file, producer)
         # From here on Ctrl-C means "stop cleanly" (during start-up it interrupts as usual).
         stop = _stop_on_ctrl_c_or_sigterm()
         stop.wait(args.duration)
@@ -142,17 +150,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file: Any) -> None:
+# A shell command that takes the client secret from the environment (it holds none).
+TOKEN_COMMAND = (
+    'TOKEN=$(curl -s -u "$ORDERPIPE_CLIENT_ID:$ORDERPIPE_CLIENT_SECRET" -d grant_type=client_credentials '  # noqa: S105
+    '"$ORDERPIPE_TOKEN_URL" | python3 -c \'import json,sys; print(json.load(sys.stdin)["access_token"])\')'
+)
+
+
+def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file: Any, producer: Any) -> None:
     from rich.panel import Panel
 
-    url, key = runtime.url, runtime.config.api_key
+    from orderpipe_testkit.auth import ClientCredentialsAuth
+
+    url = runtime.url
     tuning = runtime.config.tuning
+    if producer.auth == "jwt":
+        auth_line = (
+            f"Auth:       jwt: tokens from {runtime.issuer.token_url} (client credentials), checked by the "
+            f"authorizer; decisions cached {tuning.authorizer_cache_ttl_seconds} s\n"
+        )
+    else:
+        auth_line = (
+            "Auth:       iam: SigV4 signatures (service execute-api) + the usage-plan key as x-api-key\n"
+        )
     env = runtime.cassandra_env
     console.print(
         Panel(
             f"[bold]orderpipe is running[/bold]\n"
-            f"API:        {url}\n"
-            f"API key:    {key}\n"
+            f"API:        {url}\n" + auth_line + f"Producer:   {producer.name} ({producer.principal})\n"
             f"AWS:        {runtime.aws_endpoint_url}"
             + (f" (SQS: {runtime.sqs_endpoint_url})" if runtime.sqs_endpoint_url else "")
             + "\n"
@@ -172,11 +197,31 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
         }
     )
     # Plain, unwrapped lines so they paste into a shell as they are.
-    lines = [
-        "POST an order:",
-        f"  curl -s -X POST {url}/orders -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{sample}'",
+    if producer.auth == "jwt":
+        token = ClientCredentialsAuth(producer.token_url, producer.client_id, producer.client_secret).token()
+        credential = f"-H 'Authorization: Bearer {token}'"
+        lines = [
+            f"Credentials of producer {producer.name} (paste into a shell; `orderpipe load` reads them too):",
+            f"  export ORDERPIPE_TOKEN_URL={producer.token_url} ORDERPIPE_CLIENT_ID={producer.client_id} "
+            f"ORDERPIPE_CLIENT_SECRET={producer.client_secret}",
+            "A new token (each is valid for an hour):",
+            f"  {TOKEN_COMMAND}",
+        ]
+    else:
+        credential = (
+            f"--aws-sigv4 'aws:amz:us-east-1:execute-api' --user '{producer.access_key_id}:"
+            f"{producer.secret_access_key}' -H 'x-api-key: {producer.api_key}'"
+        )
+        lines = [
+            f"Credentials of producer {producer.name}: an IAM access key and its usage-plan key (below)."
+        ]
+    lines += [
+        "POST an order (with a ready credential):",
+        f"  curl -s -X POST {url}/orders {credential} -H 'content-type: application/json' -d '{sample}'",
         "GET it (put the order_id from the answer in place of ORDER_ID):",
-        f"  curl -s {url}/orders/ORDER_ID -H 'x-api-key: {key}'",
+        f"  curl -s {url}/orders/ORDER_ID {credential}",
+        "More producers: AWS_ENDPOINT_URL="
+        f"{runtime.aws_endpoint_url} orderpipe producers add NAME [--read-all]",
         f"Operate it (these commands find this pipeline through {state_file}):",
         "  orderpipe queue status                       # depths, oldest message, DLQ, against the alarms",
         "  orderpipe dlq inspect                        # why messages failed, nothing consumed",

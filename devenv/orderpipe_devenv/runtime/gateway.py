@@ -1,10 +1,11 @@
 """An API Gateway (REST API) emulator: HTTP in, REST proxy events to the real handlers, HTTP out.
 
-It enforces what the deployed API enforces before a function sees a request: the API key
-(`x-api-key`, 403 otherwise), the route table (403 "Missing Authentication Token" for unknown
-routes, as API Gateway answers) and the payload size bound (413). Its own answers have the deployed
-gateway's body, `{"error": {"code": <gateway response type>, "message": ...}}` (the templates the
-stack sets on DEFAULT_4XX and DEFAULT_5XX, stacks/api.py).
+It enforces what the deployed API enforces before a function sees a request: the route table (403
+MISSING_AUTHENTICATION_TOKEN for unknown routes, as API Gateway answers), authentication (the real
+authorizer function in `jwt` mode, SigV4 in `iam` mode: runtime/gateway_auth.py) with the usage-plan
+API key, and the payload size bound (413). Its own answers have the deployed gateway's body,
+`{"error": {"code": <gateway response type>, "message": ...}}` (the templates the stack sets on its
+gateway responses, stacks/api.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +23,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from orderpipe_devenv.lambda_events import match_resource, rest_proxy_event
+from orderpipe_devenv.runtime.gateway_auth import (
+    GatewayAuth,
+    GatewayRefusalError,
+    GatewayRequest,
+    missing_authentication_token,
+)
 
 log = logging.getLogger("orderpipe.gateway")
 
@@ -43,14 +51,14 @@ class ApiGatewayEmulator:
         self,
         *,
         routes: list[Route],
-        api_key: str,
+        auth: GatewayAuth,
         host: str = "127.0.0.1",
         port: int = 8080,
         max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES,
         stage: str = "local",
     ) -> None:
         self.routes = routes
-        self.api_key = api_key
+        self.auth = auth
         self.max_payload_bytes = max_payload_bytes
         self.stage = stage
         self._server = ThreadingHTTPServer((host, port), self._request_handler_class())
@@ -73,21 +81,41 @@ class ApiGatewayEmulator:
             self._thread.join(timeout=5)
 
     def handle(
-        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        source_ip: str = "127.0.0.1",
     ) -> tuple[int, dict[str, str], bytes]:
-        """One request through the gateway: (status, headers, body)."""
+        """One request through the gateway: (status, headers, body); `headers` names lower-cased."""
         url = urlsplit(raw_path)
         route, path_parameters = self._route(method, url.path)
         if route is None:
-            return _gateway_error(
-                HTTPStatus.FORBIDDEN, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token"
-            )
-        if headers.get("x-api-key") != self.api_key:
-            return _gateway_error(HTTPStatus.FORBIDDEN, "INVALID_API_KEY", "Forbidden")
+            return _refusal(missing_authentication_token())
         if len(body) > self.max_payload_bytes:
             return _gateway_error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long"
             )
+        request_id = str(uuid.uuid4())
+        try:
+            admission = self.auth.admit(
+                GatewayRequest(
+                    method=method,
+                    path=url.path,
+                    query=url.query,
+                    resource=route.resource,
+                    headers=headers,
+                    body=body,
+                    source_ip=source_ip,
+                    request_id=request_id,
+                    stage=self.stage,
+                    host=self.url.removeprefix("http://"),
+                )
+            )
+        except GatewayRefusalError as refusal:
+            return _refusal(refusal)
         event = rest_proxy_event(
             method,
             url.path,
@@ -97,6 +125,12 @@ class ApiGatewayEmulator:
             path_parameters=path_parameters or None,
             query_parameters=dict(parse_qsl(url.query)) or None,
             stage=self.stage,
+            source_ip=source_ip,
+            request_id=request_id,
+            authorizer=admission.authorizer,
+            user_arn=admission.user_arn,
+            access_key=admission.access_key,
+            api_key=admission.api_key,
         )
         try:
             response = route.invoke(event)
@@ -133,7 +167,9 @@ class ApiGatewayEmulator:
                 else:
                     payload = self.rfile.read(length) if length else b""
                     request_headers = {name.lower(): value for name, value in self.headers.items()}
-                    status, headers, body = gateway.handle(self.command, self.path, request_headers, payload)
+                    status, headers, body = gateway.handle(
+                        self.command, self.path, request_headers, payload, source_ip=self.client_address[0]
+                    )
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -156,7 +192,13 @@ class ApiGatewayEmulator:
         return RequestHandler
 
 
-def _gateway_error(status: HTTPStatus, response_type: str, message: str) -> tuple[int, dict[str, str], bytes]:
+def _gateway_error(
+    status: int, response_type: str, message: str, headers: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """An answer of the gateway itself, in the body the deployed stack's gateway responses give."""
-    body = {"error": {"code": response_type, "message": message}}
-    return int(status), {"Content-Type": "application/json"}, json.dumps(body).encode()
+    body = json.dumps({"error": {"code": response_type, "message": message}}).encode()
+    return int(status), {"Content-Type": "application/json", **(headers or {})}, body
+
+
+def _refusal(refusal: GatewayRefusalError) -> tuple[int, dict[str, str], bytes]:
+    return _gateway_error(refusal.status, refusal.response_type, refusal.message, refusal.headers)

@@ -1,24 +1,43 @@
-"""Compose the local pipeline: resources, schema, function environments, gateway, event source."""
+"""Compose the local pipeline: resources, schema, function environments, gateway, event source.
+
+Authentication is on, as deployed (`RuntimeConfig.auth`): in `jwt` mode a local OAuth issuer mints
+tokens for Cognito app clients in moto and the gateway runs the real authorizer function; in `iam`
+mode the gateway verifies SigV4 signatures of local IAM credentials. `add_producer` creates a
+producer the way `orderpipe producers add` does (the same code), and returns its credentials.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 
+from orderpipe_authorizer.settings import AuthorizerSettings
 from orderpipe_common import catalog
+from orderpipe_common.identity import SCOPE_READ, SCOPE_READ_ALL, SCOPE_WRITE
 from orderpipe_common.settings import CassandraSettings, PowertoolsSettings
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
+from orderpipe_devenv.aws import identity as aws_identity
 from orderpipe_devenv.aws import resources as aws_resources
-from orderpipe_devenv.lambda_events import custom_resource_event
+from orderpipe_devenv.lambda_events import ACCOUNT_ID, custom_resource_event
+from orderpipe_devenv.local_issuer import CognitoClientDirectory, LocalIssuer
 from orderpipe_devenv.processes import Started
 from orderpipe_devenv.runtime.event_source import SqsEventSource
 from orderpipe_devenv.runtime.gateway import ApiGatewayEmulator, Route
+from orderpipe_devenv.runtime.gateway_auth import (
+    GatewayAuth,
+    IamCredential,
+    LambdaRequestAuthorizer,
+    SigV4Verifier,
+    UsagePlanKeys,
+    new_iam_credential,
+    usage_plan_keys,
+)
 from orderpipe_devenv.runtime.lambda_pool import LocalFunction
+from orderpipe_ops import producers as ops_producers
 from orderpipe_ops.local_pipeline import LocalPipeline
 from orderpipe_reader.settings import ReaderSettings
 from orderpipe_schema.settings import SchemaSettings
@@ -30,11 +49,33 @@ LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
+AuthMode = Literal["jwt", "iam"]
+# The audience the local issuer puts in its tokens and the authorizer requires (as for Okta/Auth0).
+LOCAL_AUDIENCE = "orderpipe-local"
+DEFAULT_PRODUCER = "local-producer"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalProducer:
+    """A producer's credentials on the local runtime (what `orderpipe producers add` hands out)."""
+
+    name: str
+    auth: AuthMode
+    scopes: tuple[str, ...] = ()
+    token_url: str | None = None  # jwt: client credentials at the local issuer
+    client_id: str | None = None
+    client_secret: str | None = None
+    access_key_id: str | None = None  # iam: a local IAM credential, and the usage-plan key
+    secret_access_key: str | None = None
+    api_key: str | None = None
+    principal: str | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class RuntimeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    auth: AuthMode = "jwt"
     keyspace: str = "orderpipe"
     replication: dict[str, str | int] = field(
         default_factory=lambda: {"class": "SimpleStrategy", "replication_factor": 1}
@@ -43,6 +84,7 @@ class RuntimeConfig:
     tuning: PipelineTuning = DEFAULT_TUNING
     ingest_concurrency: int = 2
     reader_concurrency: int = 2
+    authorizer_concurrency: int = 1
     function_log_level: str = "WARNING"
 
 
@@ -69,6 +111,10 @@ class LocalRuntime(Started):
         self.functions: dict[str, LocalFunction] = {}
         self.gateway: ApiGatewayEmulator | None = None
         self.event_source: SqsEventSource | None = None
+        self.issuer: LocalIssuer | None = None
+        self.identity: aws_identity.IdentityResources | None = None
+        self.iam_credentials: dict[str, IamCredential] = {}
+        self._default_producer: LocalProducer | None = None
 
     @property
     def aws_env(self) -> dict[str, str]:
@@ -152,12 +198,29 @@ class LocalRuntime(Started):
                 environment=self._function_env("writer", cassandra),
             ),
         }
+        api_url = f"http://{config.host}:{config.port}"
+        self.identity = self._start_identity(api_url)
+        if self.issuer is not None:
+            self.functions["authorizer"] = LocalFunction(
+                name="authorizer",
+                handler=catalog.handler_path("authorizer"),
+                concurrency=config.authorizer_concurrency,
+                environment=self._function_env(
+                    "authorizer",
+                    AuthorizerSettings.environment(
+                        auth_issuer=self.issuer.issuer,
+                        auth_audience=LOCAL_AUDIENCE,
+                        auth_jwks_url=self.issuer.jwks_url,
+                        producers_table_name=self.identity.producers_table,
+                    ),
+                ),
+            )
         for function in self.functions.values():
             function.warm_up()
         self.gateway = ApiGatewayEmulator(
             host=config.host,
             port=config.port,
-            api_key=config.api_key,
+            auth=self._gateway_auth(),
             routes=[
                 Route("POST", "/orders", self.functions["ingest"].invoke),
                 Route("POST", "/orders/batch", self.functions["ingest"].invoke),
@@ -176,9 +239,107 @@ class LocalRuntime(Started):
         self.gateway.start()
         self.event_source.start()
 
+    def _start_identity(self, api_url: str) -> aws_identity.IdentityResources:
+        config = self.config
+        cognito = self.client("cognito-idp")
+        user_pool_id = None
+        if config.auth == "jwt":
+            user_pool_id = aws_identity.create_user_pool(config.name_prefix, cognito=cognito)
+            self.issuer = LocalIssuer(
+                clients=CognitoClientDirectory(cognito, user_pool_id),
+                audience=LOCAL_AUDIENCE,
+                host=config.host,
+            )
+            self.issuer.start()
+        return aws_identity.create_identity_resources(
+            config.name_prefix,
+            auth=config.auth,
+            dynamodb=self.client("dynamodb"),
+            apigateway=self.client("apigateway"),
+            cognito=cognito,
+            api_url=api_url,
+            token_url=self.issuer.token_url if self.issuer else None,
+            user_pool_id=user_pool_id,
+        )
+
+    def _gateway_auth(self) -> GatewayAuth:
+        assert self.identity is not None
+        keys = UsagePlanKeys(usage_plan_keys(self.client("apigateway"), self.identity.usage_plan_id))
+        if self.config.auth == "jwt":
+            return LambdaRequestAuthorizer(
+                invoke=self.functions["authorizer"].invoke,
+                ttl_seconds=self.config.tuning.authorizer_cache_ttl_seconds,
+                usage_keys=keys,
+            )
+        return SigV4Verifier(credentials=self.iam_credentials, usage_keys=keys)
+
+    @property
+    def deployment(self) -> ops_producers.Deployment:
+        """This runtime as `orderpipe producers` sees it."""
+        assert self.identity is not None, "the runtime is not started"
+        return ops_producers.Deployment(
+            auth=self.config.auth,
+            producers_table=self.identity.producers_table,
+            usage_plan_id=self.identity.usage_plan_id,
+            api_url=self.url,
+            user_pool_id=self.identity.user_pool_id,
+            token_url=self.issuer.token_url if self.issuer else None,
+        )
+
+    def producer_clients(self) -> ops_producers.Clients:
+        return ops_producers.Clients(
+            dynamodb=self.client("dynamodb"),
+            apigateway=self.client("apigateway"),
+            cognito=self.client("cognito-idp"),
+        )
+
+    def add_producer(
+        self, name: str, *, scopes: tuple[str, ...] = (SCOPE_WRITE, SCOPE_READ), read_all: bool = False
+    ) -> LocalProducer:
+        """A new producer with credentials, made by `orderpipe producers add`'s code."""
+        scopes = tuple(dict.fromkeys((*scopes, *((SCOPE_READ_ALL,) if read_all else ()))))
+        if self.config.auth == "iam":
+            principal = f"arn:aws:iam::{ACCOUNT_ID}:user/{name}"
+            access_key, credential = new_iam_credential(principal)
+            new = ops_producers.add_producer(
+                self.deployment, self.producer_clients(), name, principal=principal
+            )
+            self.iam_credentials[access_key] = credential
+            return LocalProducer(
+                name=name,
+                auth="iam",
+                access_key_id=access_key,
+                secret_access_key=credential.secret_access_key,
+                api_key=new.api_key,
+                principal=principal,
+            )
+        new = ops_producers.add_producer(self.deployment, self.producer_clients(), name, scopes=scopes)
+        assert self.issuer is not None
+        return LocalProducer(
+            name=name,
+            auth="jwt",
+            scopes=scopes,
+            token_url=self.issuer.token_url,
+            client_id=new.client_id,
+            client_secret=new.client_secret,
+            principal=new.record.principal,
+        )
+
+    def default_producer(self) -> LocalProducer:
+        """The producer `orderpipe run` prints credentials for (made on first use, orders/write + read)."""
+        if self._default_producer is None:
+            self._default_producer = self.add_producer(DEFAULT_PRODUCER)
+        return self._default_producer
+
+    def revoke_producer(self, name: str) -> None:
+        ops_producers.revoke_producer(self.deployment, self.producer_clients(), name)
+
     def stop(self) -> None:
         if self.gateway is not None:
             self.gateway.stop()
+        if self.issuer is not None:
+            self.issuer.stop()
+            self.issuer = None
         if self.event_source is not None:
             self.event_source.stop()
         for function in self.functions.values():
@@ -204,6 +365,24 @@ class LocalRuntime(Started):
             schema.close()
         log.info("schema applied: %s", answer.get("Data", {}))
 
+    @staticmethod
+    def _producer_credentials(producer: LocalProducer) -> dict[str, str]:
+        """How the state file's readers (orderpipe load, submit) authenticate as `producer`."""
+        if producer.auth == "iam":
+            return {
+                "auth": "iam",
+                "access_key_id": producer.access_key_id or "",
+                "secret_access_key": producer.secret_access_key or "",
+                "region": LOCAL_REGION,
+                "x-api-key": producer.api_key or "",
+            }
+        return {
+            "auth": "jwt",
+            "token_url": producer.token_url or "",
+            "client_id": producer.client_id or "",
+            "client_secret": producer.client_secret or "",
+        }
+
     def describe(self, *, cassandra_source: str) -> LocalPipeline:
         """Where this runtime's parts listen, as the local-pipeline state file records it."""
         assert self.resources is not None, "the runtime is not started"
@@ -220,7 +399,7 @@ class LocalRuntime(Started):
             queue_url=self.resources.queue_url,
             dlq_url=self.resources.dlq_url,
             cassandra=f"{contact}:{port} ({cassandra_source}), keyspace {self.config.keyspace}",
-            credentials={"x-api-key": self.config.api_key},
+            credentials=self._producer_credentials(self.default_producer()),
         )
 
     @property

@@ -7,7 +7,7 @@ local runtime take handler paths from here.
 
 from __future__ import annotations
 
-FUNCTION_NAMES: tuple[str, ...] = ("ingest", "writer", "reader", "schema")
+FUNCTION_NAMES: tuple[str, ...] = ("ingest", "writer", "reader", "schema", "authorizer")
 
 
 def package(name: str) -> str:

@@ -1,26 +1,58 @@
 """The message put on the orders queue: the order inside a versioned envelope.
 
 A writer reads every version it knows, so a message enqueued by an older ingest still lands.
-To change the order's shape: add `OrderEnvelopeV2`, teach `parse_envelope` to read it, and only
-then deploy an ingest that writes it.
+To change the order's shape: add `OrderEnvelopeV<n+1>`, teach `parse_envelope` to read it, and only
+then deploy an ingest that writes it. v2 added the producer (a stack update deploys the writer with
+the ingest; a v1 message still in the queue is written with no producer).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from orderpipe_common.model import Order
 
-CURRENT_SCHEMA_VERSION = 1
+CURRENT_SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = frozenset({1, 2})
 
 
 class OrderEnvelopeV1(BaseModel):
+    """Before producers: the order has no `producer` (stored as null; read as the legacy producer's)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = 1
     order: Order
+
+    @field_validator("order")
+    @classmethod
+    def _no_producer(cls, order: Order) -> Order:
+        if order.producer is not None:
+            raise ValueError("a v1 envelope carries no producer")
+        return order
+
+
+class OrderEnvelopeV2(BaseModel):
+    """The order with the producer that posted it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[2] = 2
+    order: Order
+
+    @field_validator("order")
+    @classmethod
+    def _has_producer(cls, order: Order) -> Order:
+        if order.producer is None:
+            raise ValueError("a v2 envelope names the order's producer")
+        return order
+
+
+_ENVELOPE: TypeAdapter[OrderEnvelopeV1 | OrderEnvelopeV2] = TypeAdapter(
+    Annotated[OrderEnvelopeV1 | OrderEnvelopeV2, Field(discriminator="schema_version")]
+)
 
 
 class UnreadableMessageError(ValueError):
@@ -28,12 +60,12 @@ class UnreadableMessageError(ValueError):
 
 
 def wrap(order: Order) -> str:
-    return OrderEnvelopeV1(order=order).model_dump_json()
+    return OrderEnvelopeV2(order=order).model_dump_json()
 
 
 def parse_envelope(body: str) -> Order:
     try:
-        return OrderEnvelopeV1.model_validate_json(body).order
+        return _ENVELOPE.validate_json(body).order
     except ValidationError as error:
         raise UnreadableMessageError(_describe(error)) from error
 

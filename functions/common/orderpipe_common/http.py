@@ -23,10 +23,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.models import (
+    APIKey,
+    APIKeyIn,
+    OAuth2,
+    OAuthFlowClientCredentials,
+    OAuthFlows,
+    SecurityScheme,
+)
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orderpipe_common.errors import DomainError
+from orderpipe_common.identity import SCOPE_READ, SCOPE_READ_ALL, SCOPE_WRITE
 from orderpipe_common.observability import logger
 
 if TYPE_CHECKING:
@@ -120,6 +128,10 @@ class ErrorResponse(BaseModel):
 
 _ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Malformed request (e.g. the body is not JSON); nothing was enqueued.",
+    401: "No valid credential (missing, malformed, forged or expired token; `error.code` UNAUTHORIZED). "
+    "Get a new access token and retry.",
+    403: "The credential is valid but not for this: a missing scope, a revoked producer, a bad SigV4 "
+    "signature or API key (`error.code` names which).",
     404: "No such resource.",
     409: "A request with the same Idempotency-Key is still in progress; retry after `Retry-After` seconds.",
     413: "The body is larger than the documented maximum; nothing was enqueued.",
@@ -189,9 +201,41 @@ def field_errors(error: ValidationError, *, prefix: tuple[str | int, ...] = ()) 
     ]
 
 
-# Every route requires the API key (API Gateway enforces it; the OpenAPI document says so).
-API_KEY_SECURITY_SCHEMES = {"apiKey": APIKey(name="x-api-key", in_=APIKeyIn.header)}
-API_KEY_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+# How a producer authenticates, by the stack's auth mode (API Gateway enforces it before any function
+# runs; the OpenAPI document says so for every operation):
+# - jwt (default): an OAuth 2.0 access token from the client-credentials grant, with the route's
+#   scope; the usage-plan API key comes from the authorizer, the producer sends none;
+# - iam: a SigV4 signature (service execute-api) and the producer's usage-plan API key.
+SECURITY_SCHEMES: dict[str, SecurityScheme] = {
+    "oauth2": OAuth2(
+        description="OAuth 2.0 client credentials (mode jwt, the default). Token URL: the stack's "
+        "TokenUrl output (Cognito) or your issuer's; locally `orderpipe run` prints it.",
+        flows=OAuthFlows(
+            clientCredentials=OAuthFlowClientCredentials(
+                tokenUrl="/oauth2/token",
+                scopes={
+                    SCOPE_WRITE: "submit orders",
+                    SCOPE_READ: "read the producer's own orders",
+                    SCOPE_READ_ALL: "read every producer's orders",
+                },
+            )
+        ),
+    ),
+    "sigv4": APIKey(
+        name="Authorization",
+        in_=APIKeyIn.header,
+        description="AWS Signature Version 4 for service execute-api (mode iam).",
+        openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
+    ),
+    "apiKey": APIKey(
+        name="x-api-key", in_=APIKeyIn.header, description="The producer's usage-plan key (mode iam only)."
+    ),
+}
+
+
+def security_requirements(scope: str) -> list[dict[str, list[str]]]:
+    """A route's security: a token with `scope` (jwt), or SigV4 plus the usage-plan key (iam)."""
+    return [{"oauth2": [scope]}, {"sigv4": [], "apiKey": []}]
 
 
 def json_answer[M: BaseModel](

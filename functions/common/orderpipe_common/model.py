@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from orderpipe_common.currencies import ISO_4217_CODES
+from orderpipe_common.identity import PRODUCER_PATTERN
 
 # Bounds a producer can rely on (documented in the README and the OpenAPI document).
 MAX_LINE_ITEMS_PER_ORDER = 100
@@ -92,15 +93,31 @@ class OrderRequest(_Strict):
     client_reference: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
+ProducerId = Annotated[str, StringConstraints(pattern=PRODUCER_PATTERN)]
+
+
 class Order(OrderRequest):
-    """An accepted order: the request plus what the server assigned."""
+    """An accepted order: the request plus what the server assigned.
+
+    `producer` is the authenticated producer that posted it (from the gateway, never from the body:
+    an `OrderRequest` with a `producer` field is refused). None only on a message of an older
+    ingest (envelope v1); the reader answers such orders as the configured legacy producer's.
+    """
 
     order_id: uuid.UUID
     accepted_at: UtcMillis
+    producer: ProducerId | None = Field(
+        default=None, description="The producer that posted the order (its authenticated identity)."
+    )
 
     @classmethod
     def accept(
-        cls, request: OrderRequest, *, now: datetime | None = None, order_id: uuid.UUID | None = None
+        cls,
+        request: OrderRequest,
+        *,
+        producer: str,
+        now: datetime | None = None,
+        order_id: uuid.UUID | None = None,
     ) -> Order:
         # The request is already validated (and frozen): building the order from its fields as they
         # are, rather than validating them a second time, is most of the per-order cost it saves.
@@ -108,6 +125,7 @@ class Order(OrderRequest):
             **{name: getattr(request, name) for name in OrderRequest.model_fields},
             order_id=order_id or uuid.uuid4(),
             accepted_at=_drop_sub_millisecond(now or datetime.now(UTC)),
+            producer=producer,
         )
 
     def total(self) -> Decimal:

@@ -19,6 +19,7 @@ ORDER_COLUMNS = (
     "shipping_address",
     "client_reference",
     "accepted_at",
+    "producer",
 )
 
 INSERT_ORDER_CQL = (
@@ -48,4 +49,5 @@ def order_from_row(row: Any) -> Order:
         shipping_address=_udt_as_dict(row.shipping_address) if row.shipping_address else None,
         client_reference=row.client_reference,
         accepted_at=accepted_at,
+        producer=row.producer,
     )

@@ -23,6 +23,9 @@ class PipelineTuning:
     dlq_retention_days: int = 14
     # Read cache
     cache_ttl_seconds: int = 300
+    # How long API Gateway reuses an authorizer decision per token (0: none); also how long a
+    # revoked producer may still be served (API Gateway allows 0-3600).
+    authorizer_cache_ttl_seconds: int = 300
     # Cassandra
     write_consistency: str = "LOCAL_QUORUM"
     read_consistency: str = "LOCAL_QUORUM"
@@ -60,6 +63,8 @@ class PipelineTuning:
             raise ValueError("writer_max_concurrency must be between 2 and 1000 (SQS event source rule)")
         if not 1 <= self.max_receive_count <= 1000:
             raise ValueError("max_receive_count must be between 1 and 1000")
+        if not 0 <= self.authorizer_cache_ttl_seconds <= 3600:
+            raise ValueError("authorizer_cache_ttl_seconds must be between 0 and 3600 (API Gateway rule)")
         if self.visibility_timeout_seconds > 43_200:
             raise ValueError("6 x writer_timeout_seconds exceeds the SQS visibility timeout maximum (12 h)")
 

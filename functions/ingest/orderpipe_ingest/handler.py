@@ -24,8 +24,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from orderpipe_common.http import (
-    API_KEY_SECURITY,
-    API_KEY_SECURITY_SCHEMES,
+    SECURITY_SCHEMES,
     ErrorAnswer,
     MalformedJsonError,
     PayloadTooLargeError,
@@ -34,7 +33,9 @@ from orderpipe_common.http import (
     json_answer,
     json_request_body,
     register_error_handlers,
+    security_requirements,
 )
+from orderpipe_common.identity import SCOPE_WRITE, Caller, UnauthenticatedError, caller_from_event
 from orderpipe_common.model import (
     MAX_BATCH_BODY_BYTES,
     MAX_ORDER_BODY_BYTES,
@@ -56,6 +57,7 @@ app = APIGatewayRestResolver()
 register_error_handlers(
     app,
     {
+        UnauthenticatedError: ErrorAnswer(HTTPStatus.UNAUTHORIZED, "unauthenticated"),
         BatchRejectedError: ErrorAnswer(HTTPStatus.UNPROCESSABLE_ENTITY, "batch_rejected"),
         QueueUnavailableError: ErrorAnswer(HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", _retry_after),
         idempotency.InvalidIdempotencyKeyError: ErrorAnswer(HTTPStatus.BAD_REQUEST, "bad_request"),
@@ -71,11 +73,12 @@ register_error_handlers(
 
 # Models the routes' request bodies refer to (added to the OpenAPI components by the generator).
 OPENAPI_COMPONENT_MODELS: tuple[type[BaseModel], ...] = (OrderRequest,)
-OPENAPI_SECURITY_SCHEMES = API_KEY_SECURITY_SCHEMES
+OPENAPI_SECURITY_SCHEMES = SECURITY_SCHEMES
 _IDEMPOTENCY_DOC = (
     f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header (1-{idempotency.MAX_IDEMPOTENCY_KEY_LENGTH} "
     "characters) to make retries safe: the same key and body within the window get the same answer "
-    "and enqueue nothing new; the same key with another body gets a 422; while the first request "
+    "and enqueue nothing new (keys are the calling producer's own: another producer's key never "
+    "matches); the same key with another body gets a 422; while the first request "
     "with a key still runs, others get a 409 with Retry-After. Failures are not remembered."
 )
 
@@ -140,6 +143,11 @@ def _idempotency_key() -> str | None:
     return idempotency.validate_key(app.current_event.headers.get(idempotency.IDEMPOTENCY_HEADER))
 
 
+def _caller() -> Caller:
+    """The producer the gateway authenticated (never one named in the body or a header)."""
+    return caller_from_event(app.current_event.raw_event)
+
+
 @app.post(
     "/orders",
     summary="Submit one order",
@@ -149,13 +157,13 @@ def _idempotency_key() -> str | None:
         + _IDEMPOTENCY_DOC
     ),
     tags=["orders"],
-    security=API_KEY_SECURITY,
+    security=security_requirements(SCOPE_WRITE),
     responses={
         202: {
             "description": "Accepted: the order is queued (not yet stored). `Location` names the order.",
             "content": {content_types.APPLICATION_JSON: {"model": OrderAccepted}},
         },
-        **error_responses([400, 409, 413, 415, 422, 503]),
+        **error_responses([400, 401, 403, 409, 413, 415, 422, 503]),
     },
     openapi_extensions={
         **json_request_body(OrderRequest, description="One order."),
@@ -163,27 +171,30 @@ def _idempotency_key() -> str | None:
     },
 )
 def post_order() -> Response[OrderAccepted]:
+    caller = _caller()
     payload = read_json_body(MAX_ORDER_BODY_BYTES)
     key, route = _idempotency_key(), "POST /orders"
-    seed = idempotency.order_id_seed(key=key, route=route, body=payload)
+    seed = idempotency.order_id_seed(key=key, producer=caller.producer, route=route, body=payload)
     answer = idempotency.run_idempotently(
         key=key,
+        producer=caller.producer,
         route=route,
         body=payload,
-        operation=lambda body: accept_order(body, publisher.get_publisher(), order_id_seed=seed).model_dump(
-            mode="json"
-        ),
+        operation=lambda body: accept_order(
+            body, publisher.get_publisher(), caller=caller, order_id_seed=seed
+        ).model_dump(mode="json"),
         context=app.lambda_context,
     )
     accepted = OrderAccepted.model_validate(answer)
     return json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
 
 
-def _accept_batch(body: Any, *, order_id_seed: str | None) -> dict[str, Any]:
+def _accept_batch(body: Any, *, caller: Caller, order_id_seed: str | None) -> dict[str, Any]:
     config = settings.get_settings()
     return accept_batch(
         body,
         publisher.get_publisher(),
+        caller=caller,
         max_send_attempts=config.batch_send_attempts,
         order_id_seed=order_id_seed,
     ).model_dump(mode="json")
@@ -199,14 +210,14 @@ def _accept_batch(body: Any, *, order_id_seed: str | None) -> dict[str, Any]:
         "safe to send again). " + _IDEMPOTENCY_DOC
     ),
     tags=["orders"],
-    security=API_KEY_SECURITY,
+    security=security_requirements(SCOPE_WRITE),
     responses={
         202: {
             "description": "At least one order was accepted; `results` has one entry per posted order.",
             "content": {content_types.APPLICATION_JSON: {"model": BatchAccepted}},
         },
         **error_responses(
-            [400, 409, 413, 415, 422, 503],
+            [400, 401, 403, 409, 413, 415, 422, 503],
             descriptions={
                 422: "The body is not an array of 1-100 items, or no order is valid "
                 "(`error.fields` names `<index>.<field>`). Nothing was enqueued.",
@@ -223,14 +234,16 @@ def _accept_batch(body: Any, *, order_id_seed: str | None) -> dict[str, Any]:
     },
 )
 def post_orders_batch() -> Response[BatchAccepted]:
+    caller = _caller()
     payload = read_json_body(MAX_BATCH_BODY_BYTES)
     key, route = _idempotency_key(), "POST /orders/batch"
-    seed = idempotency.order_id_seed(key=key, route=route, body=payload)
+    seed = idempotency.order_id_seed(key=key, producer=caller.producer, route=route, body=payload)
     answer = idempotency.run_idempotently(
         key=key,
+        producer=caller.producer,
         route=route,
         body=payload,
-        operation=lambda body: _accept_batch(body, order_id_seed=seed),
+        operation=lambda body: _accept_batch(body, caller=caller, order_id_seed=seed),
         context=app.lambda_context,
     )
     return json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))

@@ -1,6 +1,7 @@
 """Idempotency-Key handling: Powertools idempotency over DynamoDB, around the enqueue logic only.
 
-The key is scoped to the route (`POST /orders` and `POST /orders/batch` never share answers); the
+The key is scoped to the producer and the route: two producers who both number their keys 1, 2, 3
+never see each other's answers, and `POST /orders` and `POST /orders/batch` never share one. The
 request body is the payload validated on replay, so the same key with another body is refused.
 Only successful answers are stored: the wrapped logic raises on every failure (invalid input, queue
 down), and Powertools deletes its in-progress record when the function raises.
@@ -89,7 +90,7 @@ def _idempotent() -> _Idempotent:
         ),
     )
     config = IdempotencyConfig(
-        event_key_jmespath="[route, key]",
+        event_key_jmespath="[producer, route, key]",
         payload_validation_jmespath="body",
         expires_after_seconds=settings.idempotency_expires_after_seconds,
         raise_on_no_idempotency_key=True,
@@ -102,29 +103,31 @@ def _idempotent() -> _Idempotent:
     return _Idempotent(config=config, run=run)
 
 
-def order_id_seed(*, key: str | None, route: str, body: Any) -> str | None:
-    """With a key, order ids derive from the route, the key and the body.
+def order_id_seed(*, key: str | None, producer: str, route: str, body: Any) -> str | None:
+    """With a key, order ids derive from the producer, the route, the key and the body.
 
     A retry after an ambiguous failure (SQS took the message but its answer was lost, so the client
     saw a 503 and nothing was remembered under the key) then re-sends the same order_id, and the
     writer upserts one order instead of storing two. The body is part of the seed so that a key
-    reused for another order after the idempotency window never overwrites the first one.
+    reused for another order after the idempotency window never overwrites the first one, and the
+    producer so that two producers sending the same key and body get two orders, not one.
     """
     if key is None:
         return None
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return f"{route}\n{key}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return f"{producer}\n{route}\n{key}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
 def run_idempotently(
     *,
     key: str | None,
+    producer: str,
     route: str,
     body: Any,
     operation: Operation,
     context: LambdaContext | None,
 ) -> dict[str, Any]:
-    """`operation(body)`, or with a key, the stored answer of an earlier success with that key."""
+    """`operation(body)`, or with a key, the stored answer of this producer's earlier success with it."""
     if key is None:
         return operation(body)
     idempotent = _idempotent()
@@ -132,7 +135,9 @@ def run_idempotently(
         # Bounds the in-progress record by the invocation's deadline (a crashed attempt frees its key).
         idempotent.config.register_lambda_context(context)
     try:
-        return idempotent.run(request={"route": route, "key": key, "body": body}, operation=operation)
+        return idempotent.run(
+            request={"producer": producer, "route": route, "key": key, "body": body}, operation=operation
+        )
     except IdempotencyValidationError:
         raise IdempotencyKeyReusedError(
             f"this {IDEMPOTENCY_HEADER} was already used with a different body; use a new key for a new request",

@@ -1,7 +1,9 @@
 """Accepting orders: validate, assign an id, enqueue. Knows nothing of Lambda or HTTP events.
 
-`accept_order` and `accept_batch` take the parsed JSON body (numbers as Decimal) and a
-`QueuePublisher`. They raise instead of answering when nothing was accepted (a ValidationError or
+`accept_order` and `accept_batch` take the parsed JSON body (numbers as Decimal), the authenticated
+`Caller` (its producer is stamped on every order and is the order's fair-queue group) and a
+`QueuePublisher`. Each accepted request writes one audit line (producer, order ids, request id,
+source IP). They raise instead of answering when nothing was accepted (a ValidationError or
 `BatchRejectedError` for invalid input, `QueueUnavailableError` when the queue is down), so that an
 idempotent caller never stores a failure as the answer to replay.
 """
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 from orderpipe_common.envelope import wrap
 from orderpipe_common.errors import DomainError
 from orderpipe_common.http import FieldError, field_errors
+from orderpipe_common.identity import Caller
 from orderpipe_common.model import MAX_ORDERS_PER_BATCH, Order, OrderRequest
 from orderpipe_common.observability import MetricUnit, logger, metrics
 from orderpipe_ingest.publisher import SQS_BATCH_LIMIT, FailedEntry, QueuePublisher, QueueUnavailableError
@@ -43,6 +46,7 @@ def accept_order(
     payload: Any,
     publisher: QueuePublisher,
     *,
+    caller: Caller,
     now: Callable[[], datetime] | None = None,
     order_id_seed: str | None = None,
 ) -> OrderAccepted:
@@ -51,10 +55,17 @@ def accept_order(
     except ValidationError:
         metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
         raise
-    order = Order.accept(request, now=now() if now else None, order_id=derived_order_id(order_id_seed))
-    publisher.send(wrap(order))
+    order = Order.accept(
+        request,
+        producer=caller.producer,
+        now=now() if now else None,
+        order_id=derived_order_id(order_id_seed),
+    )
+    publisher.send(wrap(order), group=caller.producer)
     metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
-    logger.info("order accepted", extra={"order_id": str(order.order_id), "items": len(order.items)})
+    logger.info(
+        "order accepted", extra={**caller.audit(), "order_id": str(order.order_id), "items": len(order.items)}
+    )
     return OrderAccepted(order_id=order.order_id)
 
 
@@ -62,6 +73,7 @@ def accept_batch(
     payload: Any,
     publisher: QueuePublisher,
     *,
+    caller: Caller,
     max_send_attempts: int = 4,
     now: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -88,7 +100,10 @@ def accept_batch(
             )
             continue
         valid[index] = Order.accept(
-            request, now=now() if now else None, order_id=derived_order_id(order_id_seed, index)
+            request,
+            producer=caller.producer,
+            now=now() if now else None,
+            order_id=derived_order_id(order_id_seed, index),
         )
 
     rejected = len(orders) - len(valid)
@@ -105,7 +120,9 @@ def accept_batch(
         )
 
     pending = {str(index): wrap(order) for index, order in valid.items()}
-    enqueued = _send_all(publisher, pending, max_attempts=max_send_attempts, sleep=sleep)
+    enqueued = _send_all(
+        publisher, pending, group=caller.producer, max_attempts=max_send_attempts, sleep=sleep
+    )
     for index, order in valid.items():
         if str(index) in enqueued:
             results[index] = BatchItemResult(index=index, status="accepted", order_id=order.order_id)
@@ -116,7 +133,16 @@ def accept_batch(
     failed = len(valid) - accepted
     if accepted:
         metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=accepted)
-    logger.info("batch processed", extra={"size": len(orders), "accepted": accepted, "rejected": rejected})
+    logger.info(
+        "orders accepted" if accepted else "batch processed",
+        extra={
+            **caller.audit(),
+            "order_ids": [str(valid[int(index)].order_id) for index in sorted(enqueued, key=int)],
+            "size": len(orders),
+            "accepted": accepted,
+            "rejected": rejected,
+        },
+    )
     if not accepted:
         raise QueueUnavailableError(
             "the order queue did not take any order of the batch; nothing was accepted, retry later"
@@ -155,6 +181,7 @@ def _send_all(
     publisher: QueuePublisher,
     pending: dict[str, str],
     *,
+    group: str,
     max_attempts: int,
     sleep: Callable[[float], None],
 ) -> set[str]:
@@ -167,7 +194,7 @@ def _send_all(
         for chunk in _chunks(list(pending.items()), SQS_BATCH_LIMIT):
             entries = dict(chunk)
             try:
-                failures: Sequence[FailedEntry] = publisher.send_batch(entries)
+                failures: Sequence[FailedEntry] = publisher.send_batch(entries, group=group)
             except QueueUnavailableError:
                 # The SDK already retried this call; do not hammer a queue that is down.
                 return enqueued

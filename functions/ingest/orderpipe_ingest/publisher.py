@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -40,12 +40,12 @@ class FailedEntry:
 
 
 class QueuePublisher(Protocol):
-    def send(self, body: str) -> None:
-        """Enqueue one message, or raise QueueUnavailableError."""
+    def send(self, body: str, *, group: str | None = None) -> None:
+        """Enqueue one message (in fair-queue `group`, the producer), or raise QueueUnavailableError."""
         ...
 
-    def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
-        """Enqueue up to SQS_BATCH_LIMIT messages (id -> body) in one call.
+    def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
+        """Enqueue up to SQS_BATCH_LIMIT messages (id -> body) in one call, all in `group`.
 
         Returns the entries SQS did not take (all others are enqueued); raises QueueUnavailableError
         when the call as a whole failed (then none of them was enqueued).
@@ -54,23 +54,31 @@ class QueuePublisher(Protocol):
 
 
 class SqsPublisher:
-    def __init__(self, client: SQSClient, queue_url: str) -> None:
+    def __init__(self, client: SQSClient, queue_url: str, *, fair_groups: bool = True) -> None:
         self._client = client
         self._queue_url = queue_url
+        self._fair_groups = fair_groups
 
-    def send(self, body: str) -> None:
+    def _group(self, group: str | None) -> Any:
+        # MessageGroupId on a standard queue makes it a fair queue keyed by that tenant.
+        return {"MessageGroupId": group} if group and self._fair_groups else {}
+
+    def send(self, body: str, *, group: str | None = None) -> None:
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=body)
+            self._client.send_message(QueueUrl=self._queue_url, MessageBody=body, **self._group(group))
         except (BotoCoreError, ClientError) as error:
             raise _unavailable(error) from error
 
-    def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
+    def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
         if len(entries) > SQS_BATCH_LIMIT:
             raise ValueError(f"at most {SQS_BATCH_LIMIT} entries per SendMessageBatch call")
         try:
             response = self._client.send_message_batch(
                 QueueUrl=self._queue_url,
-                Entries=[{"Id": entry_id, "MessageBody": body} for entry_id, body in entries.items()],
+                Entries=[
+                    {"Id": entry_id, "MessageBody": body, **self._group(group)}
+                    for entry_id, body in entries.items()
+                ],
             )
         except (BotoCoreError, ClientError) as error:
             raise _unavailable(error) from error
@@ -99,4 +107,7 @@ def get_sqs_client() -> SQSClient:
 
 @per_process
 def get_publisher() -> QueuePublisher:
-    return SqsPublisher(get_sqs_client(), get_settings().orders_queue_url)
+    settings = get_settings()
+    return SqsPublisher(
+        get_sqs_client(), settings.orders_queue_url, fair_groups=settings.fair_queue_by_producer
+    )

@@ -11,15 +11,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orderpipe_common.http import (
-    API_KEY_SECURITY,
-    API_KEY_SECURITY_SCHEMES,
+    SECURITY_SCHEMES,
     BadRequestError,
     ErrorAnswer,
     NotFoundError,
     error_responses,
     json_answer,
     register_error_handlers,
+    security_requirements,
 )
+from orderpipe_common.identity import SCOPE_READ, UnauthenticatedError, caller_from_event
 from orderpipe_common.model import Order
 from orderpipe_common.observability import logger, metrics, tracer
 from orderpipe_common.per_process import per_process
@@ -29,7 +30,7 @@ from orderpipe_reader.logic import read_order
 from orderpipe_reader.settings import ReaderSettings
 from orderpipe_reader.store import CassandraOrderSource, StoreUnavailableError
 
-OPENAPI_SECURITY_SCHEMES = API_KEY_SECURITY_SCHEMES
+OPENAPI_SECURITY_SCHEMES = SECURITY_SCHEMES
 
 
 @per_process
@@ -41,11 +42,12 @@ app = APIGatewayRestResolver()
 register_error_handlers(
     app,
     {
+        UnauthenticatedError: ErrorAnswer(HTTPStatus.UNAUTHORIZED, "unauthenticated"),
         StoreUnavailableError: ErrorAnswer(
             HTTPStatus.SERVICE_UNAVAILABLE,
             "service_unavailable",
             lambda: get_settings().unavailable_retry_after_seconds,
-        )
+        ),
     },
 )
 
@@ -76,20 +78,29 @@ def parse_order_id(raw: str) -> uuid.UUID:
     summary="Read one order",
     description=(
         "The stored order. Orders are written asynchronously after `POST /orders` answers 202: until "
-        "then this answers 404 with a `Retry-After` hint (poll again). Answers come from a read cache "
-        "when they can; a 404 is never cached."
+        "then this answers 404 with a `Retry-After` hint (poll again). A producer reads its own orders; "
+        "another producer's order answers the same 404 (the `orders/read-all` scope, or in IAM mode a "
+        "read-all principal, reads every order). Answers come from a read cache when they can; a 404 "
+        "is never cached."
     ),
     tags=["orders"],
-    security=API_KEY_SECURITY,
+    security=security_requirements(SCOPE_READ),
     responses={
         200: {"description": "The order.", "content": {content_types.APPLICATION_JSON: {"model": Order}}},
-        **error_responses([400, 404, 503]),
+        **error_responses([400, 401, 403, 404, 503]),
     },
 )
 def handle_get_order(order_id: str) -> Response[Order]:
     settings = get_settings()
+    caller = caller_from_event(app.current_event.raw_event, read_all_principals=settings.read_all_principals)
     parsed_id = parse_order_id(order_id)
-    order = read_order(parsed_id, cache=get_cache(), source=get_source())
+    order = read_order(
+        parsed_id,
+        caller=caller,
+        legacy_producer=settings.legacy_producer,
+        cache=get_cache(),
+        source=get_source(),
+    )
     if order is None:
         # The pipeline is asynchronous: an accepted order may not be written yet.
         raise NotFoundError(

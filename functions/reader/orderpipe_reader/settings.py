@@ -1,7 +1,11 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any
 
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from orderpipe_common.identity import PRODUCER_PATTERN
 from orderpipe_common.settings import CassandraSettings
 from orderpipe_common.tuning import DEFAULT_TUNING
 
@@ -12,3 +16,15 @@ class ReaderSettings(CassandraSettings):
     # Hint for clients polling an order that is accepted but not yet written.
     not_found_retry_after_seconds: int = Field(default=1, ge=1)
     unavailable_retry_after_seconds: int = Field(default=5, ge=1)
+    # Owner of the orders stored before orders named their producer (migration 0002).
+    legacy_producer: str = Field(default="legacy", pattern=PRODUCER_PATTERN)
+    # IAM mode: principals (role or user ARNs) that may read every producer's orders (JWT mode: the
+    # orders/read-all scope). Comma-separated.
+    read_all_principals: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("read_all_principals", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

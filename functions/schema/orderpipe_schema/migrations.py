@@ -2,7 +2,9 @@
 
 Migration files are `migrations/NNNN_name.cql`; each is applied once and recorded (version, name,
 checksum) in `<keyspace>.schema_migrations`. Statements use IF NOT EXISTS, so a migration that was
-interrupted half-way can be applied again. Editing an applied migration is refused: add a new one.
+interrupted half-way can be applied again; `ALTER TABLE t ADD c type` (which has no IF NOT EXISTS
+before Cassandra 4.1, nor on Amazon Keyspaces) is skipped when system_schema already lists the
+column. Editing an applied migration is refused: add a new one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from orderpipe_common.observability import logger
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.cql$")
+_ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+(?P<table>\w+)\s+ADD\s+(?P<column>\w+)\s", re.IGNORECASE)
 
 
 class MigrationError(RuntimeError):
@@ -73,6 +76,21 @@ def _replication_cql(replication: dict[str, str | int]) -> str:
     return "{" + pairs + "}"
 
 
+def _adds_existing_column(session: Session, keyspace: str, statement: str) -> bool:
+    added = _ADD_COLUMN.match(statement.strip())
+    if added is None:
+        return False
+    rows = session.execute(
+        SimpleStatement(
+            "SELECT column_name FROM system_schema.columns "
+            "WHERE keyspace_name = %s AND table_name = %s AND column_name = %s",
+            consistency_level=ConsistencyLevel.LOCAL_ONE,
+        ),
+        (keyspace, added["table"].lower(), added["column"].lower()),
+    )
+    return rows.one() is not None
+
+
 def apply_migrations(
     session: Session,
     *,
@@ -108,6 +126,9 @@ def apply_migrations(
             continue
         logger.info("applying migration", extra={"version": migration.version, "migration": migration.name})
         for statement in migration.statements:
+            if _adds_existing_column(session, keyspace, statement):
+                logger.info("column already there", extra={"statement": statement})
+                continue
             session.execute(statement)
         session.execute(
             SimpleStatement(

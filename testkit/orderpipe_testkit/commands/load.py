@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
             "run` (URL and credentials from its state file).\n\nexamples:\n"
             "  orderpipe load --rate 50 --duration 10          # the local pipeline\n"
             "  orderpipe load --count 5000 --batch-size 100    # batch POSTs, as fast as it goes\n"
-            "  orderpipe load https://abc.execute-api.eu-west-1.amazonaws.com/v1 --api-key KEY --rate 20"
+            "  ORDERPIPE_CLIENT_SECRET=... orderpipe load https://abc.execute-api.eu-west-1.amazonaws.com/v1 "
+            "--token-url https://orderpipe-123456789012.auth.eu-west-1.amazoncognito.com/oauth2/token "
+            "--client-id ID --rate 20"
         ),
         formatter_class=_HelpFormatter,
     )
@@ -38,10 +40,39 @@ def register(subparsers: Any) -> None:
         nargs="?",
         help="the API's base URL, e.g. http://127.0.0.1:8080 (default: the running local pipeline's)",
     )
-    parser.add_argument(
+    auth = parser.add_argument_group(
+        "authentication",
+        "jwt mode (the default): --token-url with --client-id/--client-secret (client credentials; a new "
+        "token is fetched before the current one expires), or a ready --token. iam mode: --sigv4 REGION "
+        "(botocore's credential chain: AWS_PROFILE, SSO, role...) with --api-key (the usage-plan key). "
+        "`orderpipe run` and `orderpipe producers add` print these values.",
+    )
+    auth.add_argument(
+        "--token-url",
+        default=os.environ.get("ORDERPIPE_TOKEN_URL"),
+        help="OAuth 2.0 token endpoint (default: $ORDERPIPE_TOKEN_URL)",
+    )
+    auth.add_argument(
+        "--client-id", default=os.environ.get("ORDERPIPE_CLIENT_ID"), help="(default: $ORDERPIPE_CLIENT_ID)"
+    )
+    auth.add_argument(
+        "--client-secret",
+        default=os.environ.get("ORDERPIPE_CLIENT_SECRET"),
+        help="(default: $ORDERPIPE_CLIENT_SECRET; prefer the variable: arguments show in ps)",
+    )
+    auth.add_argument(
+        "--scope", action="append", help="scope to ask for (repeatable; default: the client's own scopes)"
+    )
+    auth.add_argument(
+        "--token",
+        default=os.environ.get("ORDERPIPE_TOKEN"),
+        help="a ready access token (default: $ORDERPIPE_TOKEN)",
+    )
+    auth.add_argument("--sigv4", metavar="REGION", help="iam mode: sign requests with SigV4 for this region")
+    auth.add_argument(
         "--api-key",
         default=os.environ.get("ORDERPIPE_API_KEY"),
-        help="sent as x-api-key (default: $ORDERPIPE_API_KEY, or the local pipeline's)",
+        help="sent as x-api-key: the usage-plan key in iam mode (default: $ORDERPIPE_API_KEY)",
     )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="target rate in orders/s (open loop)")
@@ -92,19 +123,27 @@ def run(args: argparse.Namespace) -> int:
         if pipeline is None:
             console.print(
                 "[red]No BASE_URL[/red] and no local pipeline running: start one with `orderpipe run`, "
-                "or give the API's URL and --api-key"
+                "or give the API's URL and its credentials"
             )
             return 2
         args.base_url = pipeline.api_url
-        args.api_key = args.api_key or pipeline.credentials.get("x-api-key")
+        local = pipeline.credentials
+        args.token_url = args.token_url or local.get("token_url")
+        args.client_id = args.client_id or local.get("client_id")
+        args.client_secret = args.client_secret or local.get("client_secret")
+        args.api_key = args.api_key or local.get("x-api-key")
+        args.local_iam = local if "access_key_id" in local else None
         console.print(f"pipeline: {pipeline.description}", highlight=False, markup=False)
-    if not args.api_key:
-        console.print("[red]No API key:[/red] pass --api-key or set ORDERPIPE_API_KEY")
+    try:
+        auth = authenticator(args)
+    except ValueError as error:
+        console.print(f"[red]No credentials:[/red] {error}")
         return 2
     if args.duration is None and args.count is None:
         args.duration = 10.0
     config = LoadConfig(
         base_url=args.base_url,
+        auth=auth,
         api_key=args.api_key,
         rate=args.rate,
         concurrency=args.concurrency,
@@ -135,3 +174,41 @@ def run(args: argparse.Namespace) -> int:
         plot_path = plot_report(report, args.plot or args.report.with_suffix(".png"))
         console.print(f"plot:   {plot_path}")
     return 0 if summary["requests_ok"] else 1
+
+
+def authenticator(args: argparse.Namespace) -> Any:
+    """The request authenticator the arguments describe (ValueError when they describe none)."""
+    from orderpipe_testkit.auth import BearerTokenAuth, ClientCredentialsAuth, SigV4Auth
+
+    local_iam = getattr(args, "local_iam", None)
+    if local_iam:  # the local pipeline's IAM producer (orderpipe run --auth iam)
+        return SigV4Auth(
+            access_key_id=local_iam["access_key_id"],
+            secret_access_key=local_iam["secret_access_key"],
+            region=local_iam.get("region", "us-east-1"),
+            api_key=args.api_key,
+        )
+    if args.sigv4:
+        import boto3
+
+        credentials = boto3.Session().get_credentials()
+        if credentials is None:
+            raise ValueError("--sigv4 found no AWS credentials (AWS_PROFILE, environment, SSO, role)")
+        frozen = credentials.get_frozen_credentials()
+        return SigV4Auth(
+            access_key_id=frozen.access_key or "",
+            secret_access_key=frozen.secret_key or "",
+            session_token=frozen.token,
+            region=args.sigv4,
+            api_key=args.api_key,
+        )
+    if args.token_url and args.client_id and args.client_secret:
+        return ClientCredentialsAuth(
+            args.token_url, args.client_id, args.client_secret, scopes=args.scope or ()
+        )
+    if args.token:
+        return BearerTokenAuth(args.token)
+    raise ValueError(
+        "pass --token-url, --client-id and --client-secret (or ORDERPIPE_TOKEN_URL, ORDERPIPE_CLIENT_ID, "
+        "ORDERPIPE_CLIENT_SECRET), or --token, or --sigv4 REGION with --api-key"
+    )

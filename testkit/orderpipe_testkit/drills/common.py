@@ -22,6 +22,7 @@ from orderpipe_devenv.aws.moto_server import MotoServerProcess
 from orderpipe_devenv.processes import free_port
 from orderpipe_devenv.runtime.pipeline import LOCAL_REGION, LocalRuntime, RuntimeConfig
 from orderpipe_ops.queues import QueuePair, inspect_dlq
+from orderpipe_testkit.auth import for_producer
 
 log = logging.getLogger("orderpipe.drills")
 
@@ -150,7 +151,8 @@ def drill_runtime(
 
 
 def api_client(runtime: LocalRuntime, timeout: float = 10) -> httpx.Client:
-    return httpx.Client(base_url=runtime.url, headers={"x-api-key": runtime.config.api_key}, timeout=timeout)
+    """An HTTP client authenticated as the runtime's default producer (auth is on, as deployed)."""
+    return httpx.Client(base_url=runtime.url, auth=for_producer(runtime.default_producer()), timeout=timeout)
 
 
 def queues_of(runtime: LocalRuntime) -> QueuePair:

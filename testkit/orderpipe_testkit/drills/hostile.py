@@ -19,6 +19,7 @@ from typing import Any, cast
 import httpx
 
 from orderpipe_devenv.runtime.pipeline import LocalRuntime
+from orderpipe_testkit.auth import ClientCredentialsAuth, for_producer
 from orderpipe_testkit.drills.common import DrillReport, api_client, check
 from orderpipe_testkit.sample_orders import order_payload
 
@@ -220,7 +221,7 @@ def run_generated(
             pool.submit(
                 generate_and_send,
                 runtime.url,
-                runtime.config.api_key,
+                bearer_token(runtime),
                 share,
                 seed * 100 + index,
                 time_limit_seconds,
@@ -235,9 +236,17 @@ def run_generated(
     return statuses, failures
 
 
+def bearer_token(runtime: LocalRuntime) -> str:
+    """An access token of the runtime's default producer (valid for an hour: longer than the drill)."""
+    auth = for_producer(runtime.default_producer())
+    if not isinstance(auth, ClientCredentialsAuth):
+        raise RuntimeError("the hostile-input drill runs in jwt mode")
+    return auth.token()
+
+
 def generate_and_send(
     url: str,
-    api_key: str,
+    token: str,
     requests: int,
     seed: int,
     time_limit_seconds: float,
@@ -254,6 +263,15 @@ def generate_and_send(
     # validation (the 100 bound itself is a hand-written case) at a fraction of the time.
     batch_body = document["paths"]["/orders/batch"]["post"]["requestBody"]["content"]["application/json"]
     batch_body["schema"]["maxItems"] = min(5, batch_body["schema"].get("maxItems", 5))
+    # Every request carries a valid token (set in `send`, over whatever was generated): the security
+    # is reduced to that one header, which schemathesis can generate (it cannot do OAuth 2.0 flows),
+    # and which gives negative mode something to break even on GET, whose only parameter is free text.
+    document.setdefault("components", {})["securitySchemes"] = {
+        "token": {"type": "apiKey", "in": "header", "name": "Authorization"}
+    }
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation["security"] = [{"token": []}]
     schema = schemathesis.openapi.from_dict(document)
     operations = [cast(Any, result).ok() for result in schema.get_all_operations()]
     modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
@@ -266,8 +284,9 @@ def generate_and_send(
     def send(client: httpx.Client, case: Any) -> None:
         try:
             kwargs = case.as_transport_kwargs(base_url=url)
-            # Always the right key: a request API Gateway refuses never reaches the function.
-            headers = {**(kwargs.get("headers") or {}), "x-api-key": api_key}
+            # Always a valid token: a request API Gateway refuses never reaches the function.
+            headers = {**(kwargs.get("headers") or {}), "Authorization": f"Bearer {token}"}
+            headers.pop("x-api-key", None)
             response = client.request(
                 kwargs["method"],
                 kwargs["url"],

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from orderpipe_common.tuning import DEFAULT_TUNING
-from orderpipe_devenv.runtime.pipeline import LocalRuntime
+from orderpipe_devenv.runtime.pipeline import DEFAULT_PRODUCER, LocalRuntime
 from orderpipe_ops.queues import redrive
 from orderpipe_testkit.drills.common import (
     CassandraEndpointLike,
@@ -121,7 +121,8 @@ def poison_messages(runtime: LocalRuntime, *, valid_count: int = 40) -> DrillRep
     """Poison mixed into every batch: only the poison reaches the DLQ; every valid order is stored."""
     report = DrillReport("poison")
     started = time.monotonic()
-    orders = [make_order(seed) for seed in range(1000, 1000 + valid_count)]
+    # Orders put on the queue directly belong to the producer the drill reads them back as.
+    orders = [make_order(seed, producer=DEFAULT_PRODUCER) for seed in range(1000, 1000 + valid_count)]
     poison = poison_bodies()
     bodies: list[str] = []
     for index, order in enumerate(orders):  # one poison message in (almost) every batch of ten
@@ -163,7 +164,7 @@ def duplicate_delivery(runtime: LocalRuntime, *, orders_count: int = 30, copies:
     """Each message delivered `copies` times: one row per order, identical to the first write."""
     report = DrillReport("duplicates")
     started = time.monotonic()
-    orders = [make_order(seed) for seed in range(2000, 2000 + orders_count)]
+    orders = [make_order(seed, producer=DEFAULT_PRODUCER) for seed in range(2000, 2000 + orders_count)]
     ids = [str(o.order_id) for o in orders]
     sqs, queue_url = runtime.client("sqs"), queues_of(runtime).queue_url
     assert runtime.event_source is not None
@@ -271,7 +272,7 @@ def writer_crash(cassandra: CassandraEndpointLike, *, orders_count: int = 400) -
     """The writer's processes are SIGKILLed while a batch is being inserted; redelivery completes it."""
     report = DrillReport("crash")  # the name `orderpipe drill crash` knows it by
     started = time.monotonic()
-    orders = [make_order(seed) for seed in range(4000, 4000 + orders_count)]
+    orders = [make_order(seed, producer=DEFAULT_PRODUCER) for seed in range(4000, 4000 + orders_count)]
     ids = [str(o.order_id) for o in orders]
 
     def fill_queue(sqs: Any, resources: Any) -> None:

@@ -22,11 +22,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from orderpipe_testkit.auth import RequestAuthenticator
 from orderpipe_testkit.loadgen.orders import BodyPool
 from orderpipe_testkit.loadgen.stats import (
     LoadReport,
@@ -44,7 +45,10 @@ MAX_BATCH = 100  # what POST /orders/batch takes
 @dataclass(frozen=True, kw_only=True)
 class LoadConfig:
     base_url: str
-    api_key: str
+    # How each request authenticates: `auth` (orderpipe_testkit.auth: a client-credentials token or
+    # SigV4) and/or `api_key` (sent as x-api-key: the usage-plan key in iam mode). Never reported.
+    auth: RequestAuthenticator | None = None
+    api_key: str | None = None
     rate: float | None = None  # target orders per second; None: as fast as `concurrency` allows
     concurrency: int = 8
     duration_s: float | None = None
@@ -82,14 +86,18 @@ class LoadConfig:
 class _Http:
     """One keep-alive connection to the base URL's host (and only there)."""
 
-    def __init__(self, base_url: str, api_key: str, timeout_s: float) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float, *, auth: RequestAuthenticator | None, api_key: str | None
+    ) -> None:
         url = urlsplit(base_url)
         self._https = url.scheme == "https"
         self._host = url.hostname or ""
         self._port = url.port
         self.prefix = url.path.rstrip("/")
         self._timeout = timeout_s
-        self._headers = {"x-api-key": api_key, "content-type": "application/json"}
+        self._base_url = base_url.rstrip("/")
+        self._auth = auth
+        self._headers = {"content-type": "application/json", **({"x-api-key": api_key} if api_key else {})}
         self._connection: http.client.HTTPConnection | None = None
 
     def _connect(self) -> http.client.HTTPConnection:
@@ -101,7 +109,10 @@ class _Http:
     def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         connection = self._connect()
         try:
-            connection.request(method, self.prefix + path, body=body, headers=self._headers)
+            headers = dict(self._headers)
+            if self._auth is not None:
+                headers.update(self._auth.headers(method, self._base_url + path, body, headers))
+            connection.request(method, self.prefix + path, body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
         except BaseException:
@@ -172,7 +183,7 @@ class _Visibility:
 
     def _poll(self) -> None:
         config = self._config
-        client = _Http(config.base_url, config.api_key, config.request_timeout_s)
+        client = _Http(config.base_url, config.request_timeout_s, auth=config.auth, api_key=config.api_key)
         try:
             while True:
                 with self._condition:
@@ -260,7 +271,7 @@ def run_load(
         visibility.add(ids[0], posted_at)
 
     def worker() -> None:
-        client = _Http(config.base_url, config.api_key, config.request_timeout_s)
+        client = _Http(config.base_url, config.request_timeout_s, auth=config.auth, api_key=config.api_key)
         try:
             while True:
                 ticket = take_ticket()
@@ -330,7 +341,10 @@ def run_load(
                 progress(_snapshot(recorder, started, visibility, sending_ended=generation_end))
     outcomes = sorted(recorder.outcomes, key=lambda o: o.started_s)
     last_answer = max((o.started_s + o.latency_s for o in outcomes), default=0.0)
-    config_dict: dict[str, Any] = {k: v for k, v in asdict(config).items() if k != "api_key"}
+    # Credentials never reach a report (and an authenticator holds a lock asdict cannot copy).
+    config_dict: dict[str, Any] = {
+        f.name: getattr(config, f.name) for f in fields(config) if f.name not in {"api_key", "auth"}
+    }
     config_dict["mean_body_bytes"] = round(pool.mean_bytes)
     config_dict["schedule_lag"] = {
         "late_requests": len(lag),

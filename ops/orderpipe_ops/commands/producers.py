@@ -1,0 +1,283 @@
+"""`orderpipe producers add|list|revoke`: who may send orders, with which credentials and limits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+AUDIENCE = "operator"  # who this command is for (orderpipe_ops.cli groups --help by it)
+LOCAL_PREFIX = "orderpipe-local"
+_WHERE = (
+    "Which deployment: --stack NAME (a deployed stack's outputs: AuthMode, ProducersTableName, "
+    "UsagePlanId, UserPoolId, TokenUrl, ApiUrl) with the default AWS credential chain, or the local "
+    f"runtime of `orderpipe run` (--endpoint-url or $AWS_ENDPOINT_URL, --prefix, default {LOCAL_PREFIX}). "
+    "A revocation takes effect within the authorizer cache TTL (orderpipe:authorizerCacheTtlSeconds, "
+    "default 300 s; in iam mode at once, but also remove the principal's execute-api:Invoke permission)."
+)
+
+
+def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_argument_group("deployment")
+    where.add_argument("--stack", help="name of a deployed orderpipe stack (reads its outputs)")
+    where.add_argument("--prefix", default=LOCAL_PREFIX, help="the local runtime's resource prefix")
+    where.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="AWS endpoint of the local runtime (default: $AWS_ENDPOINT_URL)",
+    )
+    where.add_argument("--region", help="AWS region (default: from the environment/profile)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def register(subparsers: Any) -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    producers = subparsers.add_parser(
+        "producers",
+        help="producers: add (credentials + usage-plan key), list, revoke",
+        description="Administer the producers allowed to send orders. " + _WHERE,
+        formatter_class=formatter,
+    )
+    commands = producers.add_subparsers(title="producers commands", metavar="COMMAND", required=True)
+    add = commands.add_parser(
+        "add",
+        help="create a producer: its credentials and its usage-plan key; prints what the producer needs",
+        description=(
+            "Create producer NAME. auth jwt with the stack's Cognito user pool: an app client with the "
+            "client-credentials grant and the scopes asked for (the client secret is printed once, here). "
+            "auth jwt with an external issuer: create the client there and pass --principal with the "
+            "`sub` its tokens carry. auth iam: --principal is the producer's IAM role or user ARN; the "
+            "policy it needs is printed. Every producer gets a usage-plan API key (the stack's plan, or a "
+            "plan of its own with --rate/--burst/--quota).\n\n" + _WHERE + "\n\nExamples:\n"
+            "  AWS_ENDPOINT_URL=http://127.0.0.1:5000 orderpipe producers add acme\n"
+            "  orderpipe producers add auditor --read-all --scope orders/read --stack OrderPipe\n"
+            "  orderpipe producers add acme --principal arn:aws:iam::123456789012:role/acme "
+            "--rate 50 --burst 100 --stack OrderPipe"
+        ),
+        formatter_class=formatter,
+    )
+    add.add_argument("name", help="the producer's name (stamped on its orders)")
+    add.add_argument(
+        "--scope",
+        action="append",
+        choices=["orders/write", "orders/read", "orders/read-all"],
+        help="OAuth scope granted (repeatable; default orders/write and orders/read)",
+    )
+    add.add_argument("--read-all", action="store_true", help="also grant orders/read-all (read every order)")
+    add.add_argument(
+        "--principal", help="the credential principal: a token's sub (external issuer) or an IAM ARN"
+    )
+    add.add_argument("--rate", type=float, help="requests per second for this producer (own usage plan)")
+    add.add_argument("--burst", type=int, help="burst for this producer (own usage plan)")
+    add.add_argument("--quota", type=int, help="requests per day for this producer (own usage plan)")
+    add.add_argument(
+        "--rotate",
+        action="store_true",
+        help="add a further credential to an active producer (rotation: hand it over, then revoke --principal OLD)",
+    )
+    _add_target_arguments(add)
+    add.set_defaults(handler=run_add)
+
+    listing = commands.add_parser(
+        "list",
+        help="producers, their principal, state and usage plan",
+        description="List producers (active and revoked). " + _WHERE,
+        formatter_class=formatter,
+    )
+    _add_target_arguments(listing)
+    listing.set_defaults(handler=run_list)
+
+    revoke = commands.add_parser(
+        "revoke",
+        help="revoke a producer: refused within the authorizer cache TTL, its key disabled",
+        description=(
+            "Revoke producer NAME: the producers table marks it revoked (the authorizer refuses it from "
+            "its next uncached decision: within the authorizer cache TTL), its usage-plan key is "
+            "disabled and its Cognito app client deleted (no new tokens). Its orders stay readable by "
+            "read-all callers.\n\n"
+            + _WHERE
+            + "\n\nExample:\n  orderpipe producers revoke acme --stack OrderPipe"
+        ),
+        formatter_class=formatter,
+    )
+    revoke.add_argument("name", help="the producer to revoke")
+    revoke.add_argument("--principal", help="revoke only this credential of the producer (after a rotation)")
+    _add_target_arguments(revoke)
+    revoke.set_defaults(handler=run_revoke)
+
+
+def _connect(args: argparse.Namespace) -> tuple[Any, Any]:
+    import boto3
+
+    from orderpipe_ops.producers import Clients, deployment_from_stack, deployment_from_usage_plan
+    from orderpipe_ops.queues import OperatorError, is_local_endpoint
+
+    options: dict[str, Any] = {}
+    local = args.endpoint_url and not args.stack
+    if local:
+        options["endpoint_url"] = args.endpoint_url
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region_name"] = region
+    elif is_local_endpoint(args.endpoint_url):
+        options["region_name"] = "us-east-1"
+    session = boto3.Session()
+    if is_local_endpoint(args.endpoint_url) and session.get_credentials() is None:
+        options.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+    clients = Clients(
+        dynamodb=session.client("dynamodb", **options),
+        apigateway=session.client("apigateway", **options),
+        cognito=session.client("cognito-idp", **options),
+    )
+    if args.stack:
+        deployment = deployment_from_stack(session.client("cloudformation", **options), args.stack)
+    elif local:
+        deployment = deployment_from_usage_plan(clients.apigateway, args.prefix)
+    else:
+        raise OperatorError(
+            "say where: --stack NAME, or --endpoint-url (or $AWS_ENDPOINT_URL) for the local runtime"
+        )
+    return deployment, clients
+
+
+def _guarded(run: Any) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from rich.console import Console
+
+        from orderpipe_ops.queues import OperatorError
+
+        try:
+            return int(run(args))
+        except (OperatorError, ClientError, BotoCoreError) as error:
+            Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
+            return 2
+
+    return handler
+
+
+def instructions(deployment: Any, new: Any) -> list[str]:
+    """What the producer needs, as lines to hand over (commands paste as they are)."""
+    from orderpipe_ops.producers import iam_policy
+
+    api = deployment.api_url or "API_URL"
+    sample = '{"customer_id":"cust-42","currency":"EUR","items":[{"sku":"SKU-1","quantity":2,"unit_price":"19.99"}]}'
+    lines = [f"producer:      {new.record.producer}", f"API:           {api}"]
+    if deployment.auth == "jwt" and new.client_id:
+        token_url = deployment.token_url or "TOKEN_URL"
+        scopes = " ".join(new.record.scopes)
+        lines += [
+            f"token URL:     {token_url}",
+            f"client id:     {new.client_id}",
+            f"client secret: {new.client_secret}   (shown once; store it in your secret manager)",
+            f"scopes:        {scopes}",
+            "Get a token (client credentials; valid for an hour, get a new one when it expires):",
+            f"  TOKEN=$(curl -s -u '{new.client_id}:{new.client_secret}' -d grant_type=client_credentials "
+            f"-d 'scope={scopes}' {token_url} | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')",
+            "POST an order:",
+            f'  curl -s -X POST {api.rstrip("/")}/orders -H "Authorization: Bearer $TOKEN" '
+            f"-H 'content-type: application/json' -d '{sample}'",
+        ]
+    elif deployment.auth == "jwt":
+        lines += [f"principal:     {new.record.principal} (tokens from your issuer with this sub)"]
+    else:
+        lines += [
+            f"principal:     {new.record.principal}",
+            f"API key:       {new.api_key}   (send as x-api-key with every SigV4-signed request)",
+            "Attach this identity policy to the principal:",
+            json.dumps(
+                iam_policy(deployment.api_arn or "arn:aws:execute-api:REGION:ACCOUNT:API_ID"), indent=2
+            ),
+        ]
+    return lines
+
+
+@_guarded
+def run_add(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from orderpipe_ops.producers import DEFAULT_SCOPES, SCOPE_READ_ALL, add_producer
+
+    deployment, clients = _connect(args)
+    scopes = tuple(args.scope or DEFAULT_SCOPES) + ((SCOPE_READ_ALL,) if args.read_all else ())
+    new = add_producer(
+        deployment,
+        clients,
+        args.name,
+        principal=args.principal,
+        scopes=tuple(dict.fromkeys(scopes)),
+        rate=args.rate,
+        burst=args.burst,
+        quota=args.quota,
+        rotate=args.rotate,
+    )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    **new.record.as_dict(),
+                    "auth": deployment.auth,
+                    "api_url": deployment.api_url,
+                    "token_url": deployment.token_url,
+                    "client_id": new.client_id,
+                    "client_secret": new.client_secret,
+                    "api_key": new.api_key,
+                },
+                indent=2,
+            )
+        )
+        return 0
+    console = Console()
+    for line in instructions(deployment, new):
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+    return 0
+
+
+@_guarded
+def run_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from orderpipe_ops.producers import list_producers
+
+    deployment, clients = _connect(args)
+    records = list_producers(deployment, clients)
+    if args.json:
+        print(json.dumps([record.as_dict() for record in records], indent=2))
+        return 0
+    table = Table(title=f"producers ({deployment.auth})", title_justify="left")
+    for column in ("producer", "principal", "status", "scopes", "usage plan", "created", "revoked"):
+        table.add_column(column)
+    for record in records:
+        table.add_row(
+            record.producer,
+            record.principal,
+            record.status,
+            " ".join(record.scopes) or "-",
+            record.usage_plan_id or "-",
+            record.created_at or "-",
+            record.revoked_at or "",
+        )
+    Console().print(table)
+    return 0
+
+
+@_guarded
+def run_revoke(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from orderpipe_ops.producers import revoke_producer
+
+    deployment, clients = _connect(args)
+    revoked = revoke_producer(deployment, clients, args.name, principal=args.principal)
+    if args.json:
+        print(json.dumps([record.as_dict() for record in revoked], indent=2))
+        return 0
+    for record in revoked:
+        Console().print(
+            f"revoked {record.producer} (principal {record.principal}) at {record.revoked_at}; refused "
+            "within the authorizer cache TTL, its usage-plan key disabled",
+            highlight=False,
+        )
+    return 0
