@@ -41,6 +41,7 @@ class LocalPipeline:
     queue_url: str
     dlq_url: str
     cassandra: str  # "127.0.0.1:9042 (embedded), keyspace orderpipe": for people to read
+    resource_prefix: str  # its queues, tables and usage plan are named <prefix>-...
     # How to authenticate to the API: {"x-api-key": "..."} and/or what the auth mode needs.
     credentials: dict[str, str] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)

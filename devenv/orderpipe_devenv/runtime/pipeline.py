@@ -399,6 +399,7 @@ class LocalRuntime(Started):
             queue_url=self.resources.queue_url,
             dlq_url=self.resources.dlq_url,
             cassandra=f"{contact}:{port} ({cassandra_source}), keyspace {self.config.keyspace}",
+            resource_prefix=self.config.name_prefix,
             credentials=self._producer_credentials(self.default_producer()),
         )
 

@@ -4,31 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
+from orderpipe_ops.commands.targets import (
+    LOCAL_PREFIX,
+    WHERE,
+    add_where_arguments,
+    connect,
+    guarded,
+    say_where,
+)
+
 AUDIENCE = "operator"  # who this command is for (orderpipe_ops.cli groups --help by it)
-LOCAL_PREFIX = "orderpipe-local"
-_WHERE = (
-    "Which deployment: --stack NAME (a deployed stack's outputs: AuthMode, ProducersTableName, "
-    "UsagePlanId, UserPoolId, TokenUrl, ApiUrl) with the default AWS credential chain, or the local "
-    f"runtime of `orderpipe run` (--endpoint-url or $AWS_ENDPOINT_URL, --prefix, default {LOCAL_PREFIX}). "
+_REVOCATION = (
     "A revocation takes effect within the authorizer cache TTL (orderpipe:authorizerCacheTtlSeconds, "
     "default 300 s; in iam mode at once, but also remove the principal's execute-api:Invoke permission)."
 )
-
-
-def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_argument_group("deployment")
-    where.add_argument("--stack", help="name of a deployed orderpipe stack (reads its outputs)")
-    where.add_argument("--prefix", default=LOCAL_PREFIX, help="the local runtime's resource prefix")
-    where.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="AWS endpoint of the local runtime (default: $AWS_ENDPOINT_URL)",
-    )
-    where.add_argument("--region", help="AWS region (default: from the environment/profile)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+WHERE_PRODUCERS = (
+    WHERE
+    + " A deployed stack is found by its outputs (AuthMode, ProducersTableName, UsagePlanId, ...). "
+    + _REVOCATION
+)
 
 
 def register(subparsers: Any) -> None:
@@ -36,7 +32,7 @@ def register(subparsers: Any) -> None:
     producers = subparsers.add_parser(
         "producers",
         help="producers: add (credentials + usage-plan key), list, revoke",
-        description="Administer the producers allowed to send orders. " + _WHERE,
+        description="Administer the producers allowed to send orders. " + WHERE_PRODUCERS,
         formatter_class=formatter,
     )
     commands = producers.add_subparsers(title="producers commands", metavar="COMMAND", required=True)
@@ -49,8 +45,8 @@ def register(subparsers: Any) -> None:
             "auth jwt with an external issuer: create the client there and pass --principal with the "
             "`sub` its tokens carry. auth iam: --principal is the producer's IAM role or user ARN; the "
             "policy it needs is printed. Every producer gets a usage-plan API key (the stack's plan, or a "
-            "plan of its own with --rate/--burst/--quota).\n\n" + _WHERE + "\n\nExamples:\n"
-            "  AWS_ENDPOINT_URL=http://127.0.0.1:5000 orderpipe producers add acme\n"
+            "plan of its own with --rate/--burst/--quota).\n\n" + WHERE_PRODUCERS + "\n\nExamples:\n"
+            "  orderpipe producers add acme                 # the local pipeline of `orderpipe run`\n"
             "  orderpipe producers add auditor --read-all --scope orders/read --stack OrderPipe\n"
             "  orderpipe producers add acme --principal arn:aws:iam::123456789012:role/acme "
             "--rate 50 --burst 100 --stack OrderPipe"
@@ -76,16 +72,16 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="add a further credential to an active producer (rotation: hand it over, then revoke --principal OLD)",
     )
-    _add_target_arguments(add)
+    add_where_arguments(add)
     add.set_defaults(handler=run_add)
 
     listing = commands.add_parser(
         "list",
         help="producers, their principal, state and usage plan",
-        description="List producers (active and revoked). " + _WHERE,
+        description="List producers (active and revoked). " + WHERE_PRODUCERS,
         formatter_class=formatter,
     )
-    _add_target_arguments(listing)
+    add_where_arguments(listing)
     listing.set_defaults(handler=run_list)
 
     revoke = commands.add_parser(
@@ -96,65 +92,32 @@ def register(subparsers: Any) -> None:
             "its next uncached decision: within the authorizer cache TTL), its usage-plan key is "
             "disabled and its Cognito app client deleted (no new tokens). Its orders stay readable by "
             "read-all callers.\n\n"
-            + _WHERE
+            + WHERE_PRODUCERS
             + "\n\nExample:\n  orderpipe producers revoke acme --stack OrderPipe"
         ),
         formatter_class=formatter,
     )
     revoke.add_argument("name", help="the producer to revoke")
     revoke.add_argument("--principal", help="revoke only this credential of the producer (after a rotation)")
-    _add_target_arguments(revoke)
+    add_where_arguments(revoke)
     revoke.set_defaults(handler=run_revoke)
 
 
 def _connect(args: argparse.Namespace) -> tuple[Any, Any]:
-    import boto3
-
     from orderpipe_ops.producers import Clients, deployment_from_stack, deployment_from_usage_plan
-    from orderpipe_ops.queues import OperatorError, is_local_endpoint
 
-    options: dict[str, Any] = {}
-    local = args.endpoint_url and not args.stack
-    if local:
-        options["endpoint_url"] = args.endpoint_url
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        options["region_name"] = region
-    elif is_local_endpoint(args.endpoint_url):
-        options["region_name"] = "us-east-1"
-    session = boto3.Session()
-    if is_local_endpoint(args.endpoint_url) and session.get_credentials() is None:
-        options.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+    connection = connect(args, ("dynamodb", "apigateway", "cognito-idp", "cloudformation"))
+    say_where(connection)
     clients = Clients(
-        dynamodb=session.client("dynamodb", **options),
-        apigateway=session.client("apigateway", **options),
-        cognito=session.client("cognito-idp", **options),
+        dynamodb=connection.client("dynamodb"),
+        apigateway=connection.client("apigateway"),
+        cognito=connection.client("cognito-idp"),
     )
     if args.stack:
-        deployment = deployment_from_stack(session.client("cloudformation", **options), args.stack)
-    elif local:
-        deployment = deployment_from_usage_plan(clients.apigateway, args.prefix)
-    else:
-        raise OperatorError(
-            "say where: --stack NAME, or --endpoint-url (or $AWS_ENDPOINT_URL) for the local runtime"
-        )
-    return deployment, clients
-
-
-def _guarded(run: Any) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        from botocore.exceptions import BotoCoreError, ClientError
-        from rich.console import Console
-
-        from orderpipe_ops.queues import OperatorError
-
-        try:
-            return int(run(args))
-        except (OperatorError, ClientError, BotoCoreError) as error:
-            Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
-            return 2
-
-    return handler
+        return deployment_from_stack(connection.client("cloudformation"), args.stack), clients
+    pipeline = connection.local_pipeline
+    prefix = pipeline.resource_prefix if pipeline is not None else (args.prefix or LOCAL_PREFIX)
+    return deployment_from_usage_plan(clients.apigateway, prefix), clients
 
 
 def instructions(deployment: Any, new: Any) -> list[str]:
@@ -193,7 +156,7 @@ def instructions(deployment: Any, new: Any) -> list[str]:
     return lines
 
 
-@_guarded
+@guarded
 def run_add(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -234,7 +197,7 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
+@guarded
 def run_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -263,7 +226,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
+@guarded
 def run_revoke(args: argparse.Namespace) -> int:
     from rich.console import Console
 

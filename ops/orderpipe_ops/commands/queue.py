@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
-_WHERE = (
-    "Which pipeline: with no option, the local pipeline a running `orderpipe run` recorded in its state "
-    "file (~/.local/state/orderpipe/local-pipeline.json); or --stack NAME (a deployed stack's "
-    "QueueUrl/DeadLetterQueueUrl outputs, AWS's default credential chain: AWS_PROFILE, SSO, a role); "
-    "or --queue-url (and --dlq-url, else read from the queue's redrive policy); or --prefix P (queues "
-    "named P-orders and P-orders-dlq) with --endpoint-url or $AWS_ENDPOINT_URL for another emulator. "
-    "The first line on stderr says which pipeline the command talks to."
+from orderpipe_ops.commands.targets import (
+    LOCAL_PREFIX,
+    WHERE,
+    Connection,
+    add_where_arguments,
+    connect,
+    guarded,
+    say_where,
 )
-LOCAL_PREFIX = "orderpipe-local"
+
 AUDIENCE = "operator"  # who this command is for (orderpipe_ops.cli groups --help by it)
-
-
-def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_argument_group("queues")
-    where.add_argument("--queue-url", help="URL of the orders queue")
-    where.add_argument("--dlq-url", help="URL of its dead-letter queue (default: from the redrive policy)")
-    where.add_argument("--stack", help="name of a deployed orderpipe stack (reads its outputs)")
-    where.add_argument("--prefix", help=f"resource prefix, e.g. {LOCAL_PREFIX} for the local runtime")
-    where.add_argument(
-        "--endpoint-url",
-        default=os.environ.get("AWS_ENDPOINT_URL"),
-        help="AWS endpoint (default: $AWS_ENDPOINT_URL)",
-    )
-    where.add_argument("--region", help="AWS region (default: from the environment/profile)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def register(subparsers: Any) -> None:
@@ -40,7 +25,7 @@ def register(subparsers: Any) -> None:
     queue = subparsers.add_parser(
         "queue",
         help="the orders queue: status against the alarm thresholds",
-        description="Inspect the orders queue. " + _WHERE,
+        description="Inspect the orders queue. " + WHERE,
         formatter_class=formatter,
     )
     queue_commands = queue.add_subparsers(title="queue commands", metavar="COMMAND", required=True)
@@ -54,14 +39,14 @@ def register(subparsers: Any) -> None:
             "message. Deployed, it is read from the CloudWatch metric ApproximateAgeOfOldestMessage; "
             "against a local endpoint (moto publishes no SQS metrics) it is computed from the "
             "SentTimestamp of up to 10 messages peeked with VisibilityTimeout=0 (a peek counts as a "
-            "receive). --age-source forces one.\n\n" + _WHERE + "\n\nExamples:\n"
+            "receive). --age-source forces one.\n\n" + WHERE + "\n\nExamples:\n"
             "  orderpipe queue status                      # the local pipeline of a running `orderpipe run`\n"
             "  orderpipe queue status --stack OrderPipe --region eu-west-1   # a deployed stack\n"
             "  orderpipe queue status --json               # for scripts (exit code 3 when in alarm)"
         ),
         formatter_class=formatter,
     )
-    _add_target_arguments(status)
+    add_where_arguments(status, queue_urls=True)
     status.add_argument(
         "--age-source",
         choices=["auto", "peek", "cloudwatch"],
@@ -73,7 +58,7 @@ def register(subparsers: Any) -> None:
     dlq = subparsers.add_parser(
         "dlq",
         help="the dead-letter queue: inspect (why messages failed) and redrive",
-        description="Work with the orders DLQ. " + _WHERE,
+        description="Work with the orders DLQ. " + WHERE,
         formatter_class=formatter,
     )
     dlq_commands = dlq.add_subparsers(title="dlq commands", metavar="COMMAND", required=True)
@@ -84,13 +69,13 @@ def register(subparsers: Any) -> None:
             "Show DLQ messages: the decoded order (id, customer, items) or, for a message whose "
             "envelope does not decode, the parse error and the raw body. Nothing is consumed: messages "
             "are received with a short visibility timeout and made visible again at once.\n\n"
-            + _WHERE
+            + WHERE
             + "\n\nExamples:\n  orderpipe dlq inspect --max-messages 5     # the local pipeline\n"
             "  orderpipe dlq inspect --stack OrderPipe --region eu-west-1 --json"
         ),
         formatter_class=formatter,
     )
-    _add_target_arguments(inspect)
+    add_where_arguments(inspect, queue_urls=True)
     inspect.add_argument("--max-messages", type=int, default=10, help="how many messages to show")
     inspect.set_defaults(handler=run_inspect)
 
@@ -103,13 +88,13 @@ def register(subparsers: Any) -> None:
             "and always with --max-messages, by hand: each message is sent to the queue first and "
             "deleted from the DLQ only after the send succeeded (an interruption can duplicate a "
             "message, never lose it; the writer's upserts make duplicates harmless).\n\n"
-            + _WHERE
+            + WHERE
             + "\n\nExamples:\n  orderpipe dlq redrive --dry-run           # the local pipeline: count what would move\n"
             "  orderpipe dlq redrive --stack OrderPipe --max-messages 100"
         ),
         formatter_class=formatter,
     )
-    _add_target_arguments(redrive)
+    add_where_arguments(redrive, queue_urls=True)
     redrive.add_argument("--max-messages", type=int, help="move at most this many (default: all)")
     redrive.add_argument("--dry-run", action="store_true", help="count what would move; move nothing")
     redrive.add_argument(
@@ -121,105 +106,36 @@ def register(subparsers: Any) -> None:
 
 @dataclass(frozen=True)
 class _Target:
-    """The queues a command works on, the clients to reach them, and how to say which pipeline it is."""
+    """The queues a command works on, with the clients to reach them."""
 
-    sqs: Any
-    cloudwatch: Any
-    cloudformation: Any
+    connection: Connection
     queues: Any  # orderpipe_ops.queues.QueuePair
-    description: str
 
-
-def _explicit(args: argparse.Namespace) -> bool:
-    return bool(args.queue_url or args.stack or args.prefix or args.endpoint_url)
+    @property
+    def sqs(self) -> Any:
+        return self.connection.client("sqs")
 
 
 def _target(args: argparse.Namespace) -> _Target:
-    """Explicit options win; else the local pipeline of a running `orderpipe run`; else AWS."""
-    import boto3
-    from botocore.config import Config
+    from orderpipe_ops.queues import QueuePair, resolve_queues
 
-    from orderpipe_ops import local_pipeline
-    from orderpipe_ops.queues import QueuePair, is_local_endpoint, resolve_queues
-
-    # Standard retries, 2 attempts: throttling is retried; an unimplemented call (moto's HTTP 500 for
-    # StartMessageMoveTask) fails in about a second instead of the legacy mode's ~10 s of backoff.
-    config = Config(retries={"mode": "standard", "max_attempts": 2})
-    pipeline = None if _explicit(args) else local_pipeline.read()
+    connection = connect(args, ("sqs", "cloudwatch", "cloudformation"))
+    say_where(connection)
+    pipeline = connection.local_pipeline
     if pipeline is not None:
-        sqs, cloudwatch, cloudformation = (
-            boto3.client(service, config=config, **pipeline.client_options(service))
-            for service in ("sqs", "cloudwatch", "cloudformation")
-        )
-        queues = QueuePair(queue_url=pipeline.queue_url, dlq_url=pipeline.dlq_url)
-        return _Target(sqs, cloudwatch, cloudformation, queues, pipeline.description)
-
-    if not _explicit(args):
-        raise _no_target_error()
-    options: dict[str, Any] = {"config": config}
-    if args.endpoint_url:
-        options["endpoint_url"] = args.endpoint_url
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        options["region_name"] = region
-    elif is_local_endpoint(args.endpoint_url):
-        options["region_name"] = "us-east-1"
-    session = boto3.Session()
-    if is_local_endpoint(args.endpoint_url) and session.get_credentials() is None:
-        # moto accepts any credentials; without these boto3 would refuse to sign.
-        options.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
-    sqs, cloudwatch, cloudformation = (
-        session.client(service, **options) for service in ("sqs", "cloudwatch", "cloudformation")
-    )
+        return _Target(connection, QueuePair(queue_url=pipeline.queue_url, dlq_url=pipeline.dlq_url))
     prefix = args.prefix
     if not (args.queue_url or args.stack or prefix) and args.endpoint_url:
         prefix = LOCAL_PREFIX
     queues = resolve_queues(
-        sqs,
+        connection.client("sqs"),
         queue_url=args.queue_url,
         dlq_url=args.dlq_url,
         stack=args.stack,
         prefix=prefix,
-        cloudformation=cloudformation,
+        cloudformation=connection.client("cloudformation"),
     )
-    where = (
-        f"stack {args.stack}"
-        if args.stack
-        else f"queues at {args.endpoint_url or 'AWS'}" + (f" (prefix {prefix})" if prefix else "")
-    )
-    return _Target(sqs, cloudwatch, cloudformation, queues, where)
-
-
-def _no_target_error() -> Exception:
-    from orderpipe_ops import local_pipeline
-    from orderpipe_ops.queues import OperatorError
-
-    return OperatorError(
-        f"no pipeline to talk to: no local pipeline is running (no live {local_pipeline.state_file()}; "
-        "start one with `orderpipe run`), and no --stack, --prefix or --queue-url was given"
-    )
-
-
-def _say_where(target: _Target) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"pipeline: {target.description}", highlight=False, markup=False)
-
-
-def _guarded(run: Any) -> Any:
-    def handler(args: argparse.Namespace) -> int:
-        from botocore.exceptions import BotoCoreError, ClientError
-        from rich.console import Console
-
-        from orderpipe_ops.queues import OperatorError
-
-        try:
-            return int(run(args))
-        except (OperatorError, ClientError, BotoCoreError) as error:
-            Console(stderr=True).print(f"[red]error:[/red] {error}", highlight=False)
-            return 2
-
-    return handler
+    return _Target(connection, queues)
 
 
 def _format_value(value: float | None, unit: str) -> str:
@@ -228,7 +144,7 @@ def _format_value(value: float | None, unit: str) -> str:
     return f"{value:.0f} s" if unit == "s" else f"{value:.0f}"
 
 
-@_guarded
+@guarded
 def run_status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -236,8 +152,7 @@ def run_status(args: argparse.Namespace) -> int:
     from orderpipe_ops.queues import queue_status, thresholds_from_alarms
 
     target = _target(args)
-    _say_where(target)
-    sqs, cloudwatch, queues = target.sqs, target.cloudwatch, target.queues
+    sqs, cloudwatch, queues = target.sqs, target.connection.client("cloudwatch"), target.queues
     # The alarms themselves say where they fire (the local runtime creates the stack's queue alarms).
     thresholds = thresholds_from_alarms(cloudwatch, queues)
     status = queue_status(
@@ -268,14 +183,13 @@ def run_status(args: argparse.Namespace) -> int:
     return 3 if status.alarming else 0
 
 
-@_guarded
+@guarded
 def run_inspect(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from orderpipe_ops.queues import dlq_depth, inspect_dlq
 
     target = _target(args)
-    _say_where(target)
     sqs, queues = target.sqs, target.queues
     letters = inspect_dlq(sqs, queues.dlq_url, max_messages=args.max_messages)
     if args.json:
@@ -308,7 +222,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-@_guarded
+@guarded
 def run_redrive(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -316,7 +230,6 @@ def run_redrive(args: argparse.Namespace) -> int:
     from orderpipe_ops.queues import dlq_depth, redrive
 
     target = _target(args)
-    _say_where(target)
     sqs, queues = target.sqs, target.queues
     console = Console(stderr=True)
     depth = dlq_depth(sqs, queues.dlq_url)
