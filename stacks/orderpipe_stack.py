@@ -27,6 +27,7 @@ class OrderPipeStack(cdk.Stack):
             self,
             "Network",
             cassandra=config.cassandra,
+            path=config.network_path,
             existing_vpc=config.existing_vpc,
             create_endpoints=config.create_vpc_endpoints,
             new_vpc_cidr=config.new_vpc_cidr,
@@ -38,11 +39,24 @@ class OrderPipeStack(cdk.Stack):
             self, "Functions", config=config, network=self.network, queue=self.queue, tables=self.tables
         )
         self.api = OrdersApi(
-            self, "Api", settings=config.api, ingest=self.functions.ingest, reader=self.functions.reader
+            self,
+            "Api",
+            settings=config.api,
+            cloudwatch_role=config.api_cloudwatch_role,
+            ingest=self.functions.ingest,
+            reader=self.functions.reader,
         )
         self.schema = SchemaMigrations(
-            self, "Schema", function=self.functions.schema, keyspace=config.cassandra.keyspace
+            self,
+            "Schema",
+            function=self.functions.schema,
+            keyspace=config.cassandra.keyspace,
+            network_dependencies=self.network.schema_dependencies,
         )
+        # New writer/reader code goes live only after its migration ran (CloudFormation orders
+        # resources by DependsOn on create and update alike).
+        for function in (self.functions.writer, self.functions.reader):
+            function.node.add_dependency(self.schema.resource)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
