@@ -73,7 +73,7 @@ CONTEXT_KEYS: dict[str, str] = {
     "apiQuotaPerDay": f"Usage plan quota, requests per API key per day (default {DEFAULT_API_QUOTA_PER_DAY}).",
     "idempotencyExpiresAfterSeconds": f"How long an Idempotency-Key is remembered by ingest (default {DEFAULT_IDEMPOTENCY_SECONDS}).",
     "apiGatewayCloudWatchRole": "existing (default: the account's API Gateway settings already name a CloudWatch Logs role in this region) or create (this stack sets one, and keeps it on deletion).",
-    "readerReservedConcurrency": "Reserved concurrency of the reader: at most this many environments, each with its own Cassandra connections (default 20).",
+    "readerReservedConcurrency": "Reserved concurrency of the reader: at most this many environments, each with its own Cassandra connections (default 20; 'none' leaves it unreserved, for accounts whose concurrency quota is below 100 + this).",
     "stackName": "Name of the CloudFormation stack (default OrderPipe).",
     "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
 }
@@ -197,7 +197,7 @@ class OrderPipeConfig:
     log_level: str = DEFAULT_LOG_LEVEL
     idempotency_expires_after_seconds: int = DEFAULT_IDEMPOTENCY_SECONDS
     api_cloudwatch_role: ApiCloudWatchRole = "existing"
-    reader_reserved_concurrency: int = 20
+    reader_reserved_concurrency: int | None = 20
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> OrderPipeConfig:
@@ -344,7 +344,9 @@ class _Reader:
         api_role = str(self.raw("apiGatewayCloudWatchRole") or "existing")
         if api_role not in get_args(ApiCloudWatchRole):
             self.fail("apiGatewayCloudWatchRole", f"must be existing or create, got {api_role!r}")
-        reader_concurrency = self.integer("readerReservedConcurrency", 20, low=1, high=1000)
+        reader_concurrency: int | None = None  # "none": unreserved
+        if str(self.raw("readerReservedConcurrency") or "").lower() != "none":
+            reader_concurrency = self.integer("readerReservedConcurrency", 20, low=1, high=1000)
         if self.problems or cassandra is None or network_path is None:
             return None
         return OrderPipeConfig(

@@ -206,6 +206,15 @@ def test_reader_reserved_concurrency_is_a_setting(default_synth: Synthesized) ->
         "AWS::Lambda::Function",
         {"Handler": "orderpipe_reader.handler.lambda_handler", "ReservedConcurrentExecutions": 5},
     )
+    # An account whose concurrency quota leaves no room for a reservation (AWS keeps 100 unreserved).
+    unreserved = synthesize({"orderpipe:readerReservedConcurrency": "none"})
+    unreserved.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "orderpipe_reader.handler.lambda_handler",
+            "ReservedConcurrentExecutions": Match.absent(),
+        },
+    )
 
 
 # -- finding 2: TLS settings reach the functions; the CA ships in their bundles ----------------------
