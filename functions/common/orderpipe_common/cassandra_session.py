@@ -32,7 +32,8 @@ from orderpipe_common.settings import CassandraSettings
 _lock = threading.Lock()
 _cluster: Cluster | None = None
 _session: Session | None = None
-_credentials: Credentials | None = None
+# The credentials read for one source (secret ARN or username), kept for the process's life.
+_credentials: tuple[tuple[str | None, ...], Credentials | None] | None = None
 
 # OpenSSL verify codes that mean "the certificate is for another name".
 _NAME_MISMATCH_CODES = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
@@ -106,9 +107,10 @@ def _read_credentials(settings: CassandraSettings) -> Credentials | None:
 
 def _cached_credentials(settings: CassandraSettings, *, refresh: bool = False) -> Credentials | None:
     global _credentials
-    if refresh or _credentials is None:
-        _credentials = _read_credentials(settings)
-    return _credentials
+    source = (settings.cassandra_secret_arn, settings.cassandra_username, settings.cassandra_password)
+    if refresh or _credentials is None or _credentials[0] != source:
+        _credentials = (source, _read_credentials(settings))
+    return _credentials[1]
 
 
 def forget_credentials() -> None:
@@ -187,35 +189,52 @@ def _errors(error: NoHostAvailable) -> list[BaseException]:
     return [e for e in errors.values() if isinstance(e, BaseException)]
 
 
+def _tls_failure(cause: BaseException) -> tuple[bool, str] | None:
+    """(is a name mismatch, OpenSSL's words) when `cause` is a failed certificate check.
+
+    The driver reports a failed handshake as an OSError whose message carries OpenSSL's
+    (`Tried connecting to [...]. Last error: [SSL: CERTIFICATE_VERIFY_FAILED] ...`), so the
+    message is read as well as the exception type.
+    """
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return cause.verify_code in _NAME_MISMATCH_CODES, str(cause.verify_message)
+    text = str(cause)
+    if isinstance(cause, OSError) and "CERTIFICATE_VERIFY_FAILED" in text:
+        words = text.split("certificate verify failed:", 1)[-1].strip()
+        return ("mismatch" in words.lower(), words)
+    return None
+
+
 def _tls_error(settings: CassandraSettings, error: NoHostAvailable) -> CassandraTlsError | None:
     for cause in _errors(error):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            if cause.verify_code in _NAME_MISMATCH_CODES:
-                check = settings.cassandra_tls_hostname_check
-                hint = (
-                    f"{_variable('cassandra_tls_server_name')}={settings.cassandra_tls_server_name}"
-                    if check == "server_name"
-                    else "the node's IP address (ip_san)"
-                )
+        failure = _tls_failure(cause)
+        if failure is None:
+            if isinstance(cause, ssl.SSLError):
                 return CassandraTlsError(
-                    f"TLS: a node's certificate does not match {hint} "
-                    f"({_variable('cassandra_tls_hostname_check')}={check}): {cause.verify_message}"
+                    f"TLS handshake failed ({_variable('cassandra_tls')}={settings.cassandra_tls}; "
+                    f"does the cluster have client_encryption_options enabled?): {cause}"
                 )
-            where = (
-                f"{_variable('cassandra_tls_ca_file')}={settings.cassandra_tls_ca_file}"
-                if settings.cassandra_tls_ca_file
-                else f"{_variable('cassandra_tls_ca_secret_arn')}={settings.cassandra_tls_ca_secret_arn}"
-                if settings.cassandra_tls_ca_secret_arn
-                else f"the system trust store ({_variable('cassandra_tls_ca_file')} is not set)"
+            continue
+        name_mismatch, words = failure
+        if name_mismatch:
+            check = settings.cassandra_tls_hostname_check
+            expected = (
+                f"{_variable('cassandra_tls_server_name')}={settings.cassandra_tls_server_name}"
+                if check == "server_name"
+                else "the node's IP address"
             )
             return CassandraTlsError(
-                f"TLS: a node's certificate is not signed by a CA in {where}: {cause.verify_message}"
+                f"TLS: a node's certificate does not match {expected} "
+                f"({_variable('cassandra_tls_hostname_check')}={check}): {words}"
             )
-        if isinstance(cause, ssl.SSLError):
-            return CassandraTlsError(
-                f"TLS handshake failed ({_variable('cassandra_tls')}={settings.cassandra_tls}; "
-                f"does the cluster have client_encryption_options enabled?): {cause}"
-            )
+        where = (
+            f"{_variable('cassandra_tls_ca_file')}={settings.cassandra_tls_ca_file}"
+            if settings.cassandra_tls_ca_file
+            else f"{_variable('cassandra_tls_ca_secret_arn')}={settings.cassandra_tls_ca_secret_arn}"
+            if settings.cassandra_tls_ca_secret_arn
+            else f"the system trust store ({_variable('cassandra_tls_ca_file')} is not set)"
+        )
+        return CassandraTlsError(f"TLS: a node's certificate is not signed by a CA in {where}: {words}")
     return None
 
 
