@@ -113,6 +113,7 @@ def _cached_credentials(settings: CassandraSettings, *, refresh: bool = False) -
     return _credentials[1]
 
 
+@on_reset
 def forget_credentials() -> None:
     """Drop the credentials read from the secret (the next connect reads it again)."""
     global _credentials
@@ -313,12 +314,6 @@ def reset_session() -> None:
             cluster.shutdown()
         except Exception:  # a dead cluster may fail to shut down cleanly; it is discarded anyway
             logger.warning("cassandra cluster shutdown failed", exc_info=True)
-
-
-def reset_process_state() -> None:
-    """What a new Lambda execution environment starts with: no session, no credentials read."""
-    reset_session()
-    forget_credentials()
 
 
 def run_with_reconnect[T](settings: CassandraSettings, call: Callable[[Session], T]) -> T:
