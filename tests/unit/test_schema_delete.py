@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from orderpipe_dev.apigw import FakeLambdaContext
+from orderpipe_devenv.lambda_events import LocalLambdaContext
 from orderpipe_schema.handler import lambda_handler
 
 
 def test_delete_succeeds_without_loading_settings(
-    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+    monkeypatch: pytest.MonkeyPatch, lambda_context: LocalLambdaContext
 ) -> None:
     # Given an environment the schema settings would refuse (no contact points, a bad keyspace),
     for name in ("CASSANDRA_CONTACT_POINTS", "CASSANDRA_LOCAL_DC", "CASSANDRA_REPLICATION"):
@@ -28,7 +28,7 @@ def test_delete_succeeds_without_loading_settings(
 
 
 def test_create_with_a_broken_environment_fails_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+    monkeypatch: pytest.MonkeyPatch, lambda_context: LocalLambdaContext
 ) -> None:
     from orderpipe_common.settings import SettingsError
 
