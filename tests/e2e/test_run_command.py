@@ -22,31 +22,15 @@ pytestmark = pytest.mark.cassandra
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
 
 
-def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
-    # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
-        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
-        "CASSANDRA_PORT": str(cassandra_endpoint.port),
-        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
-        "COLUMNS": "300",
-    }
+def run_use_and_stop(env: dict[str, str], extra_args: list[str], tmp_path: Path) -> str:
+    """Start `orderpipe run`, run the curls it prints, Ctrl-C it; returns what it printed."""
     output = tmp_path / "run.log"
     with output.open("w") as log:
         process = subprocess.Popen(
-            [
-                str(ORDERPIPE),
-                "run",
-                "--port",
-                str(free_port()),
-                "--keyspace",
-                "orderpipe_run_cmd",
-                "--duration",
-                "240",
-            ],
+            [str(ORDERPIPE), "run", "--port", str(free_port()), "--duration", "240", *extra_args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={**env, "COLUMNS": "300"},
         )
     try:
         # When it is up (it prints the curls)
@@ -88,3 +72,24 @@ def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endp
     for port in emulator_ports:
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
             pass
+    return output.read_text()
+
+
+def test_orderpipe_run_prints_curls_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
+    # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
+        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
+        "CASSANDRA_PORT": str(cassandra_endpoint.port),
+        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
+    }
+    run_use_and_stop(env, ["--keyspace", "orderpipe_run_cmd"], tmp_path)
+
+
+def test_orderpipe_run_with_cassandra_tls_runs_the_pipeline_over_tls_and_password_auth(tmp_path):
+    # Given `orderpipe run --cassandra-tls` (it starts its own node: TLS only, PasswordAuthenticator)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))}
+    # When its curls are used, then they work (the node refuses anything but TLS and a password) ...
+    text = run_use_and_stop(env, ["--cassandra-tls", "--keyspace", "orderpipe_run_tls"], tmp_path)
+    # ... and it says so: the CA, the host-name check and the application role
+    assert re.search(r"TLS \(CA \S+ca\.pem, ip_san\), as role orderpipe", text), text
