@@ -25,7 +25,7 @@ from orderpipe_devenv.lambda_events import (
 from orderpipe_reader import handler as reader
 from orderpipe_schema.handler import apply_schema
 from orderpipe_schema.settings import SchemaSettings
-from orderpipe_testkit.process_state import reset_function_caches
+from orderpipe_testkit.process_state import reset_process_state
 from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer import handler as writer
 from orderpipe_writer.settings import WriterSettings
@@ -47,9 +47,9 @@ def protocol_env(
         env["CASSANDRA_PROTOCOL_VERSION"] = str(pin)
     for name, value in {**env, "CACHE_TABLE_NAME": cache_table.name, "CACHE_TTL_SECONDS": "300"}.items():
         monkeypatch.setenv(name, value)
-    reset_function_caches()
+    reset_process_state()
     yield env
-    reset_function_caches()
+    reset_process_state()
 
 
 @pytest.mark.parametrize(
