@@ -22,19 +22,29 @@ pytestmark = pytest.mark.cassandra
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
 
 
-def run_use_and_stop(env: dict[str, str], extra_args: list[str], tmp_path: Path) -> str:
+def run_use_and_stop(
+    env: dict[str, str], extra_args: list[str], tmp_path: Path, *, start_timeout: float = 120
+) -> str:
     """Start `orderpipe run`, run the curls it prints, Ctrl-C it; returns what it printed."""
     output = tmp_path / "run.log"
     with output.open("w") as log:
         process = subprocess.Popen(
-            [str(ORDERPIPE), "run", "--port", str(free_port()), "--duration", "240", *extra_args],
+            [
+                str(ORDERPIPE),
+                "run",
+                "--port",
+                str(free_port()),
+                "--duration",
+                str(start_timeout + 120),
+                *extra_args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**env, "COLUMNS": "300"},
         )
     try:
         # When it is up (it prints the curls)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + start_timeout
         while "Ctrl-C stops everything" not in output.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, output.read_text()
             time.sleep(0.5)
@@ -90,6 +100,10 @@ def test_orderpipe_run_with_cassandra_tls_runs_the_pipeline_over_tls_and_passwor
     # Given `orderpipe run --cassandra-tls` (it starts its own node: TLS only, PasswordAuthenticator)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))}
     # When its curls are used, then they work (the node refuses anything but TLS and a password) ...
-    text = run_use_and_stop(env, ["--cassandra-tls", "--keyspace", "orderpipe_run_tls"], tmp_path)
+    # (More time to come up: it makes certificates and starts its own node, then each function's
+    # environments connect over TLS.)
+    text = run_use_and_stop(
+        env, ["--cassandra-tls", "--keyspace", "orderpipe_run_tls"], tmp_path, start_timeout=300
+    )
     # ... and it says so: the CA, the host-name check and the application role
     assert re.search(r"TLS \(CA \S+ca\.pem, ip_san\), as role orderpipe", text), text
