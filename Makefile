@@ -11,6 +11,9 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 # Function bundles are built with the Lambda runtime's Python, the same interpreter as the venv.
 export ORDERPIPE_BUNDLING_PYTHON := $(PYTHON312)
 VENV_BIN := .venv/bin
+# checkov (tests/infrastructure/test_checkov.py) in a virtualenv of its own: its pins conflict with ours.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
 
 .PHONY: help setup constraints lint format typecheck test test-unit test-integration test-infra test-e2e run synth bench clean
 
@@ -23,6 +26,9 @@ setup: ## install everything on a fresh machine (Python env, Node CLI, Cassandra
 	@# The `orderpipe` command belongs to the ops package; an older checkout's venv may have lost it.
 	@test -x $(VENV_BIN)/orderpipe || $(UV) sync --frozen --reinstall-package orderpipe-ops
 	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+	@if [ "$$($(CHECKOV_VENV)/bin/checkov --version 2>/dev/null)" != "$(CHECKOV_VERSION)" ]; then \
+	   $(UV) venv --quiet --allow-existing $(CHECKOV_VENV) && \
+	   $(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python "checkov==$(CHECKOV_VERSION)"; fi
 	$(VENV_BIN)/orderpipe cassandra fetch
 	@# Toxiproxy (built with Go) is needed by the fault-injection tests: under CI its absence fails set-up;
 	@# elsewhere those tests are skipped, with this warning.
@@ -69,4 +75,4 @@ bench: setup ## run the benchmark suite, results in benchmarks/results/
 	$(VENV_BIN)/orderpipe bench
 
 clean: ## remove build output
-	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache $(CHECKOV_VENV)

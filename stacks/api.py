@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.config import ApiConfig, AuthConfig
+from stacks.config import ApiCloudWatchRole, ApiConfig, AuthConfig
 from stacks.nag import acknowledge
 
 # An authorizer that cannot decide (issuer keys or producers table unreachable) is a bad day, not a
@@ -41,6 +41,7 @@ class OrdersApi(Construct):
         *,
         settings: ApiConfig,
         auth: AuthConfig,
+        cloudwatch_role: ApiCloudWatchRole,
         ingest: lambda_.IFunction,
         reader: lambda_.IFunction,
         authorizer: lambda_.IFunction | None,
@@ -56,10 +57,18 @@ class OrdersApi(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
+            # Unique per stack (stack names are unique per account and region): the API's CloudWatch
+            # metrics are keyed by this name, so alarms never add up another API's requests.
+            rest_api_name=f"{cdk.Stack.of(self).stack_name}-orders",
             description="orderpipe: accept orders asynchronously, read them back",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            cloud_watch_role=True,
-            cloud_watch_role_removal_policy=cdk.RemovalPolicy.DESTROY,
+            # Access and execution logs need the account's (region-wide) API Gateway CloudWatch role.
+            # It is shared by every API in the region, so this stack sets it only when asked to, and
+            # then keeps it when the stack is deleted (deleting it would break the others' logging).
+            cloud_watch_role=cloudwatch_role == "create",
+            cloud_watch_role_removal_policy=(
+                cdk.RemovalPolicy.RETAIN if cloudwatch_role == "create" else None
+            ),
             deploy_options=apigw.StageOptions(
                 stage_name="v1",
                 tracing_enabled=True,
@@ -147,11 +156,12 @@ class OrdersApi(Construct):
             "from Cognito or an external OIDC issuer, scopes per route, producer revocation) or AWS_IAM; "
             "a Cognito user pool authorizer could not check revocation nor name the usage-plan key.",
         )
-        acknowledge(
-            self.api,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-            "The account-level role API Gateway needs to write the access and execution logs; AWS-maintained.",
-        )
+        if cloudwatch_role == "create":
+            acknowledge(
+                self.api,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+                "The account-level role API Gateway needs to write the access and execution logs; AWS-maintained.",
+            )
         acknowledge(
             self.api,
             "AwsSolutions-APIG3",

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,17 @@ def tree_hash(*roots: Path, extra: str = "") -> str:
     return digest.hexdigest()
 
 
-def asset_hash(name: str) -> str:
-    """Covers functions/<name>/ (code and requirements.txt), the shared package and the recipe."""
+def asset_hash(name: str, extra_files: Mapping[str, Path] | None = None) -> str:
+    """Covers functions/<name>/ (code and requirements.txt), the shared package, the recipe and any
+    extra files (their bundle names and content)."""
     recipe = f"{RECIPE_VERSION}|{PYTHON_VERSION}|{PIP_PLATFORM}|{','.join(RUNTIME_PROVIDED)}"
-    return tree_hash(FUNCTIONS_DIR / name, COMMON_PACKAGE, CONSTRAINTS_FILE, extra=recipe)
+    code = tree_hash(FUNCTIONS_DIR / name, COMMON_PACKAGE, CONSTRAINTS_FILE, extra=recipe)
+    if not extra_files:
+        return code  # unchanged for bundles without extra files
+    digest = hashlib.sha256(code.encode())
+    for bundle_name, source in sorted(extra_files.items()):
+        digest.update(bundle_name.encode() + b"\0" + hashlib.sha256(source.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _copy_package(source: Path, target: Path) -> None:
@@ -155,8 +163,17 @@ def _dependencies(requirements: Path, interpreter: str) -> Path:
     return cached
 
 
-def build_bundle(name: str, output_dir: Path, *, python: str | None = None) -> None:
-    """Build the bundle of function `name` into output_dir (also used by tests and tools)."""
+def build_bundle(
+    name: str,
+    output_dir: Path,
+    *,
+    python: str | None = None,
+    extra_files: Mapping[str, Path] | None = None,
+) -> None:
+    """Build the bundle of function `name` into output_dir (also used by tests and tools).
+
+    extra_files: bundle-relative name -> source file, copied in as is (e.g. the cluster's CA PEM).
+    """
     interpreter = python or runtime_python()
     function_dir = FUNCTIONS_DIR / name
     requirements = function_dir / "requirements.txt"
@@ -179,31 +196,34 @@ def build_bundle(name: str, output_dir: Path, *, python: str | None = None) -> N
     )
     if compiled.returncode != 0:
         raise BundlingError(f"compileall failed for {name}:\n{compiled.stdout}\n{compiled.stderr}")
+    for bundle_name, source in (extra_files or {}).items():
+        shutil.copyfile(source, output_dir / bundle_name)
 
 
 @jsii.implements(cdk.ILocalBundling)
 class LocalPythonBundling:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, extra_files: Mapping[str, Path] | None = None) -> None:
         self.name = name
+        self.extra_files = dict(extra_files or {})
 
     def try_bundle(self, output_dir: str, options: Any = None, **kwargs: Any) -> bool:
         started = time.monotonic()
-        build_bundle(self.name, Path(output_dir))
+        build_bundle(self.name, Path(output_dir), extra_files=self.extra_files)
         if os.environ.get("ORDERPIPE_BUNDLING_VERBOSE"):
             print(f"bundled {self.name} in {time.monotonic() - started:.1f}s", file=sys.stderr)
         return True
 
 
-def function_code(name: str) -> lambda_.Code:
-    """Lambda code for functions/<name>, bundled locally (no Docker)."""
+def function_code(name: str, *, extra_files: Mapping[str, Path] | None = None) -> lambda_.Code:
+    """Lambda code for functions/<name>, bundled locally (no Docker), plus extra_files at its root."""
     return lambda_.Code.from_asset(
         str(FUNCTIONS_DIR / name),
         asset_hash_type=cdk.AssetHashType.CUSTOM,
-        asset_hash=asset_hash(name),
+        asset_hash=asset_hash(name, extra_files),
         bundling=cdk.BundlingOptions(
             # Never pulled: local bundling always succeeds or raises. CDK requires an image anyway.
             image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.12"),
-            local=LocalPythonBundling(name),
+            local=LocalPythonBundling(name, extra_files),
             command=["false"],
         ),
     )

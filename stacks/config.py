@@ -12,13 +12,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 from orderpipe_authorizer.settings import AuthorizerSettings
 from orderpipe_common.identity import PRODUCER_PATTERN
-from orderpipe_common.settings import CassandraSettings, ConsistencyName
+from orderpipe_common.settings import PROTOCOL_VERSIONS, CassandraSettings, ConsistencyName, HostnameCheck
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
 from orderpipe_ingest.settings import IngestSettings
 from orderpipe_reader.settings import ReaderSettings
@@ -49,8 +51,19 @@ CONTEXT_KEYS: dict[str, str] = {
     "cassandraKeyspace": f"Keyspace holding the orders table (default '{DEFAULT_KEYSPACE}').",
     "cassandraReplication": "Keyspace replication as a JSON object (default NetworkTopologyStrategy, 3 in the local DC).",
     "cassandraSecretArn": "Secrets Manager secret with JSON {username, password}; the functions get read access (optional).",
+    "cassandraSecretKmsKeyArn": "Customer-managed KMS key that encrypts the Cassandra secret(s); the functions get kms:Decrypt through Secrets Manager only (optional).",
     "cassandraTls": "Connect to Cassandra over TLS (true/false, default false).",
+    "cassandraTlsCaFile": "PEM file (path from the repository root) with the CA certificate(s) the nodes' certificates chain to; shipped in the function bundles.",
+    "cassandraTlsCaSecretArn": "Secrets Manager secret whose SecretString is the PEM of the cluster's CA (instead of cassandraTlsCaFile).",
+    "cassandraTlsHostnameCheck": "How node certificates are matched: server_name (every node's certificate carries cassandraTlsServerName), ip_san (each carries its own IP address), chain_only (no name check; needs a private CA). Required with cassandraTls.",
+    "cassandraTlsServerName": "The DNS name every node's certificate carries (with cassandraTlsHostnameCheck=server_name).",
+    "cassandraProtocolVersion": "Pin the native protocol version (3, 4 or 5); default: the driver negotiates the highest the cluster speaks.",
     "cassandraRequestTimeoutSeconds": f"Driver request timeout (default {DEFAULT_REQUEST_TIMEOUT_SECONDS:g}).",
+    "cassandraPeerVpcId": "New VPC only: the VPC of the Cassandra nodes (same account and region); the stack creates the peering connection and the routes both ways.",
+    "cassandraPeerRouteTableIds": "With cassandraPeerVpcId: the route tables of the Cassandra nodes' subnets; the stack adds the return route to newVpcCidr to each.",
+    "cassandraPeeringConnectionId": "Existing VPC only: an active VPC peering connection to the Cassandra nodes' network; the stack routes cassandraCidrs through it.",
+    "cassandraTransitGatewayId": "A Transit Gateway that reaches cassandraCidrs: a new VPC is attached to it; in both cases the function subnets route cassandraCidrs to it.",
+    "cassandraRoutesExist": "Existing VPC only: true if vpcRouteTableIds already route cassandraCidrs (peering, Transit Gateway, VPN, Direct Connect); the stack adds no route.",
     "vpcId": "Use this existing VPC instead of creating one (then vpcSubnetIds, vpcAvailabilityZones, vpcRouteTableIds are required).",
     "vpcCidr": "Primary IPv4 CIDR of the existing VPC (required with vpcId).",
     "vpcSubnetIds": "Private subnets of the existing VPC the VPC functions run in.",
@@ -74,6 +87,8 @@ CONTEXT_KEYS: dict[str, str] = {
     "cognitoDomainPrefix": "jwt with Cognito: the hosted domain prefix of the token endpoint (default <stackname>-<account id>, lower case).",
     "readAllPrincipals": "iam: role/user ARNs that may read every producer's orders (list or comma-separated).",
     "legacyProducer": f"The producer that orders stored before producers existed belong to (default {DEFAULT_LEGACY_PRODUCER}).",
+    "apiGatewayCloudWatchRole": "existing (default: the account's API Gateway settings already name a CloudWatch Logs role in this region) or create (this stack sets one, and keeps it on deletion).",
+    "readerReservedConcurrency": "Reserved concurrency of the reader: at most this many environments, each with its own Cassandra connections (default 20; 'none' leaves it unreserved, for accounts whose concurrency quota is below 100 + this).",
     "stackName": "Name of the CloudFormation stack (default OrderPipe).",
     "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
 }
@@ -87,6 +102,19 @@ _HTTPS_URL = re.compile(r"^https://[^\s/$.?#][^\s]*$")
 _DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+_PEERING_ID = re.compile(r"^pcx-[0-9a-f]{8,17}$")
+_TRANSIT_GATEWAY_ID = re.compile(r"^tgw-[0-9a-f]{8,17}$")
+_KMS_KEY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/mrk-[0-9a-f]{32}$"
+)
+_HOSTNAME_CHECKS: tuple[str, ...] = get_args(HostnameCheck)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ApiCloudWatchRole = Literal["existing", "create"]
 
 
 def _valid_cidrs(cidrs: tuple[str, ...]) -> list[str]:
@@ -98,6 +126,14 @@ def _valid_cidrs(cidrs: tuple[str, ...]) -> list[str]:
         except ValueError:
             pass
     return valid
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class ContextError(ValueError):
@@ -114,6 +150,30 @@ class ExistingVpc:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NetworkPath:
+    """How the function subnets reach `cassandraCidrs`; exactly one way is set."""
+
+    # New VPC: the stack peers it with this VPC and routes both ways.
+    peer_vpc_id: str | None = None
+    peer_route_table_ids: tuple[str, ...] = ()
+    # Existing VPC: an active peering connection the stack routes through.
+    peering_connection_id: str | None = None
+    # Either VPC: a Transit Gateway (a new VPC is attached to it by the stack).
+    transit_gateway_id: str | None = None
+    # Existing VPC: its route tables already route cassandraCidrs, or the nodes are inside it.
+    routes_exist: bool = False
+    same_vpc: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TlsConfig:
+    hostname_check: HostnameCheck
+    server_name: str | None = None
+    ca_file: Path | None = None
+    ca_secret_arn: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class CassandraConfig:
     contact_points: tuple[str, ...]
     local_dc: str
@@ -122,8 +182,16 @@ class CassandraConfig:
     keyspace: str = DEFAULT_KEYSPACE
     replication: Mapping[str, str | int] = field(default_factory=dict)
     secret_arn: str | None = None
-    tls: bool = False
+    secret_kms_key_arn: str | None = None
+    tls: TlsConfig | None = None
+    protocol_version: int | None = None
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+
+    @property
+    def secret_arns(self) -> tuple[str, ...]:
+        """Every secret the VPC functions read: the credentials and the CA, when configured."""
+        arns = (self.secret_arn, self.tls.ca_secret_arn if self.tls else None)
+        return tuple(arn for arn in arns if arn)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,6 +224,7 @@ class OrderPipeConfig:
     tuning: PipelineTuning = DEFAULT_TUNING
     api: ApiConfig = field(default_factory=ApiConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    network_path: NetworkPath = field(default_factory=NetworkPath)
     existing_vpc: ExistingVpc | None = None
     create_vpc_endpoints: bool = True
     new_vpc_cidr: str = DEFAULT_NEW_VPC_CIDR
@@ -163,6 +232,8 @@ class OrderPipeConfig:
     alarm_email: str | None = None
     log_level: str = DEFAULT_LOG_LEVEL
     idempotency_expires_after_seconds: int = DEFAULT_IDEMPOTENCY_SECONDS
+    api_cloudwatch_role: ApiCloudWatchRole = "existing"
+    reader_reserved_concurrency: int | None = 20
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> OrderPipeConfig:
@@ -304,7 +375,16 @@ class _Reader:
             "idempotencyExpiresAfterSeconds", DEFAULT_IDEMPOTENCY_SECONDS, low=60, high=7 * 24 * 3600
         )
         auth = self.auth()
-        if self.problems or cassandra is None:
+        network_path = self.network_path(
+            cassandra.cidrs if cassandra else (), existing_vpc, str(new_vpc_cidr)
+        )
+        api_role = str(self.raw("apiGatewayCloudWatchRole") or "existing")
+        if api_role not in get_args(ApiCloudWatchRole):
+            self.fail("apiGatewayCloudWatchRole", f"must be existing or create, got {api_role!r}")
+        reader_concurrency: int | None = None  # "none": unreserved
+        if str(self.raw("readerReservedConcurrency") or "").lower() != "none":
+            reader_concurrency = self.integer("readerReservedConcurrency", 20, low=1, high=1000)
+        if self.problems or cassandra is None or network_path is None:
             return None
         return OrderPipeConfig(
             cassandra=cassandra,
@@ -317,6 +397,9 @@ class _Reader:
             alarm_email=alarm_email,
             log_level=log_level,
             idempotency_expires_after_seconds=idempotency_seconds,
+            network_path=network_path,
+            api_cloudwatch_role=api_role,  # type: ignore[arg-type]  # checked above
+            reader_reserved_concurrency=reader_concurrency,
             auth=auth,
         )
 
@@ -408,6 +491,16 @@ class _Reader:
         }
         if "class" not in replication:
             self.fail("cassandraReplication", "needs a 'class' entry")
+        secret_arn = self.optional_string("cassandraSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN")
+        tls = self.tls(contact_points)
+        kms_key = self.optional_string("cassandraSecretKmsKeyArn", _KMS_KEY_ARN, "a KMS key ARN (key/...)")
+        if kms_key and not (secret_arn or (tls and tls.ca_secret_arn)):
+            self.fail("cassandraSecretKmsKeyArn", "is set but no secret is (orderpipe:cassandraSecretArn)")
+        protocol = self.raw("cassandraProtocolVersion")
+        if protocol is not None:
+            protocol = self.integer(
+                "cassandraProtocolVersion", 0, low=min(PROTOCOL_VERSIONS), high=max(PROTOCOL_VERSIONS)
+            )
         return CassandraConfig(
             contact_points=contact_points,
             local_dc=local_dc.strip(),
@@ -415,10 +508,10 @@ class _Reader:
             port=self.integer("cassandraPort", DEFAULT_CASSANDRA_PORT, low=1, high=65535),
             keyspace=keyspace,
             replication=replication,
-            secret_arn=self.optional_string(
-                "cassandraSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN"
-            ),
-            tls=self.boolean("cassandraTls", False),
+            secret_arn=secret_arn,
+            secret_kms_key_arn=kms_key,
+            tls=tls,
+            protocol_version=protocol or None,
             request_timeout_seconds=self.number(
                 "cassandraRequestTimeoutSeconds",
                 DEFAULT_REQUEST_TIMEOUT_SECONDS,
@@ -426,6 +519,204 @@ class _Reader:
                 high=float(tuning.writer_timeout_seconds - 1),
             ),
         )
+
+    def tls(self, contact_points: tuple[str, ...]) -> TlsConfig | None:
+        enabled = self.boolean("cassandraTls", False)
+        keys = (
+            "cassandraTlsCaFile",
+            "cassandraTlsCaSecretArn",
+            "cassandraTlsHostnameCheck",
+            "cassandraTlsServerName",
+        )
+        if not enabled:
+            for key in keys:
+                if self.raw(key) is not None:
+                    self.fail(key, "is only used with orderpipe:cassandraTls=true")
+            return None
+        check = self.raw("cassandraTlsHostnameCheck")
+        if check is None:
+            self.fail(
+                "cassandraTlsHostnameCheck",
+                "is not set: say how node certificates are matched (server_name, ip_san or chain_only); "
+                "the driver connects to every node by its IP address, so a certificate with only a DNS "
+                "name fails ip_san",
+            )
+            return None
+        if check not in _HOSTNAME_CHECKS:
+            self.fail(
+                "cassandraTlsHostnameCheck", f"must be one of {', '.join(_HOSTNAME_CHECKS)}, got {check!r}"
+            )
+            return None
+        server_name = self.optional_string("cassandraTlsServerName", _DNS_NAME, "a DNS name")
+        if check == "server_name" and server_name is None and self.raw("cassandraTlsServerName") is None:
+            self.fail(
+                "cassandraTlsServerName", "is not set (needed with cassandraTlsHostnameCheck=server_name)"
+            )
+        if check != "server_name" and server_name is not None:
+            self.fail(
+                "cassandraTlsServerName",
+                f"is only used with cassandraTlsHostnameCheck=server_name, not {check}",
+            )
+        ca_file = self.ca_file()
+        ca_secret = self.optional_string(
+            "cassandraTlsCaSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN"
+        )
+        if ca_file is not None and ca_secret is not None:
+            self.fail(
+                "cassandraTlsCaSecretArn",
+                "set either orderpipe:cassandraTlsCaFile or orderpipe:cassandraTlsCaSecretArn, not both",
+            )
+        if (
+            check == "chain_only"
+            and ca_file is None
+            and ca_secret is None
+            and self.raw("cassandraTlsCaFile") is None
+        ):
+            self.fail(
+                "cassandraTlsHostnameCheck",
+                "chain_only needs the cluster's own CA (orderpipe:cassandraTlsCaFile or "
+                "orderpipe:cassandraTlsCaSecretArn): without a name check, any certificate from a public CA would pass",
+            )
+        if check == "ip_san" and not any(_is_ip(host) for host in contact_points):
+            self.fail(
+                "cassandraTlsHostnameCheck",
+                "ip_san checks each node's IP address, but every contact point is a DNS name: use server_name",
+            )
+        return TlsConfig(
+            hostname_check=check, server_name=server_name, ca_file=ca_file, ca_secret_arn=ca_secret
+        )
+
+    def ca_file(self) -> Path | None:
+        value = self.raw("cassandraTlsCaFile")
+        if value is None:
+            return None
+        path = Path(str(value))
+        path = path if path.is_absolute() else REPO_ROOT / path
+        if not path.is_file():
+            self.fail("cassandraTlsCaFile", f"{path} is not a file")
+            return None
+        text = path.read_text(errors="replace")
+        if "PRIVATE KEY" in text:
+            self.fail("cassandraTlsCaFile", f"{path} holds a private key: ship only the CA certificate(s)")
+            return None
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=str(path))
+        except ssl.SSLError as error:
+            self.fail("cassandraTlsCaFile", f"{path} is not a PEM file of CA certificates: {error}")
+            return None
+        return path
+
+    def network_path(
+        self, cidrs: tuple[str, ...], existing_vpc: ExistingVpc | None, new_vpc_cidr: str
+    ) -> NetworkPath | None:
+        """Exactly one way from the function subnets to cassandraCidrs, or one problem naming the keys."""
+        peer_vpc = self.optional_string("cassandraPeerVpcId", _VPC_ID, "a VPC id (vpc-...)")
+        peer_tables = self.strings("cassandraPeerRouteTableIds", required=False)
+        for table in peer_tables:
+            if not _ROUTE_TABLE_ID.fullmatch(table):
+                self.fail("cassandraPeerRouteTableIds", f"{table!r} does not look like a route table id")
+        peering = self.optional_string(
+            "cassandraPeeringConnectionId", _PEERING_ID, "a peering connection id (pcx-...)"
+        )
+        gateway = self.optional_string(
+            "cassandraTransitGatewayId", _TRANSIT_GATEWAY_ID, "a Transit Gateway id (tgw-...)"
+        )
+        routes_exist = self.boolean("cassandraRoutesExist", False)
+        blocks = [ipaddress.ip_network(c, strict=False) for c in _valid_cidrs(cidrs)]
+        if existing_vpc is None:
+            for key, value in (
+                ("cassandraPeeringConnectionId", peering),
+                ("cassandraRoutesExist", routes_exist),
+            ):
+                if value:
+                    self.fail(
+                        key,
+                        "is only for an existing VPC (orderpipe:vpcId); a new VPC is peered with orderpipe:cassandraPeerVpcId",
+                    )
+            chosen = [
+                key
+                for key, value in (("cassandraPeerVpcId", peer_vpc), ("cassandraTransitGatewayId", gateway))
+                if value
+            ]
+            if not chosen and not self._network_keys_invalid():
+                self.problems.append(
+                    "the new VPC has no network path to orderpipe:cassandraCidrs, so the schema custom resource "
+                    "could not reach Cassandra during the deploy: set orderpipe:cassandraPeerVpcId and "
+                    "orderpipe:cassandraPeerRouteTableIds (VPC peering), or orderpipe:cassandraTransitGatewayId "
+                    "(Transit Gateway), or deploy into an existing VPC (orderpipe:vpcId); see docs/deploy.md"
+                )
+            if len(chosen) > 1:
+                self.problems.append(
+                    f"set only one network path, not {' and '.join(PREFIX + k for k in chosen)}"
+                )
+            if peer_vpc and not peer_tables:
+                self.fail(
+                    "cassandraPeerRouteTableIds",
+                    "is not set: the Cassandra side needs the return route to newVpcCidr",
+                )
+            if peer_tables and not peer_vpc:
+                self.fail("cassandraPeerRouteTableIds", "is only used with orderpipe:cassandraPeerVpcId")
+            try:
+                own = ipaddress.ip_network(new_vpc_cidr, strict=False)
+                for block in blocks:
+                    if own.overlaps(block):
+                        self.fail(
+                            "newVpcCidr",
+                            f"{new_vpc_cidr} overlaps orderpipe:cassandraCidrs {block}: routed networks must not overlap",
+                        )
+            except ValueError:
+                pass  # reported by newVpcCidr's own check
+            return NetworkPath(
+                peer_vpc_id=peer_vpc, peer_route_table_ids=peer_tables, transit_gateway_id=gateway
+            )
+        for key, given in (
+            ("cassandraPeerVpcId", bool(peer_vpc)),
+            ("cassandraPeerRouteTableIds", bool(peer_tables)),
+        ):
+            if given:
+                self.fail(
+                    key,
+                    "is only for a new VPC; with orderpipe:vpcId use orderpipe:cassandraPeeringConnectionId",
+                )
+        try:
+            own = ipaddress.ip_network(existing_vpc.cidr, strict=False)
+            same_vpc = bool(blocks) and all(block.subnet_of(own) for block in blocks)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            same_vpc = False
+        chosen = [
+            key
+            for key, value in (
+                ("cassandraPeeringConnectionId", peering),
+                ("cassandraTransitGatewayId", gateway),
+                ("cassandraRoutesExist", routes_exist),
+            )
+            if value
+        ]
+        if same_vpc and chosen:
+            self.problems.append(
+                f"orderpipe:cassandraCidrs lie inside orderpipe:vpcCidr (the VPC's local route reaches them): "
+                f"drop {' and '.join(PREFIX + k for k in chosen)}"
+            )
+        elif not same_vpc and not chosen and not self._network_keys_invalid():
+            self.problems.append(
+                "the existing VPC has no declared network path to orderpipe:cassandraCidrs: set "
+                "orderpipe:cassandraPeeringConnectionId or orderpipe:cassandraTransitGatewayId (the stack adds "
+                "the routes to vpcRouteTableIds), or orderpipe:cassandraRoutesExist=true if those route tables "
+                "already route them; see docs/deploy.md"
+            )
+        elif len(chosen) > 1:
+            self.problems.append(f"set only one network path, not {' and '.join(PREFIX + k for k in chosen)}")
+        return NetworkPath(
+            peering_connection_id=peering,
+            transit_gateway_id=gateway,
+            routes_exist=routes_exist,
+            same_vpc=same_vpc,
+        )
+
+    def _network_keys_invalid(self) -> bool:
+        """A malformed network key was already reported: do not also report it as missing."""
+        names = ("cassandraPeerVpcId", "cassandraPeeringConnectionId", "cassandraTransitGatewayId")
+        return any(problem.startswith(tuple(PREFIX + n + ":" for n in names)) for problem in self.problems)
 
     def existing_vpc(self) -> ExistingVpc | None:
         vpc_id = self.raw("vpcId")

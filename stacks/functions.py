@@ -11,10 +11,12 @@ loaded here); switching to arm64 (~20% cheaper per GB-s) is a one-line change pl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
@@ -54,6 +56,10 @@ WRITER_MEMORY_MB = 1024
 SCHEMA = FunctionSpec(memory_mb=256, timeout_seconds=300)
 # API Gateway waits at most 10 s for an authorizer; a decision is a JWKS look-up (cached) + one GetItem.
 AUTHORIZER = FunctionSpec(memory_mb=256, timeout_seconds=5)
+# The cluster's CA (orderpipe:cassandraTlsCaFile) is shipped at the root of the Cassandra functions'
+# bundles; Lambda unpacks a bundle into LAMBDA_TASK_ROOT, which is /var/task.
+CA_BUNDLE_NAME = "cassandra-ca.pem"
+CA_PATH_IN_LAMBDA = f"/var/task/{CA_BUNDLE_NAME}"
 
 
 class Functions(Construct):
@@ -70,6 +76,7 @@ class Functions(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self._ca_files: dict[str, Path] = {}
         tuning = config.tuning
         cassandra = config.cassandra
 
@@ -88,7 +95,11 @@ class Functions(Construct):
             self.ingest, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
 
-        # CassandraSettings' fields, shared by the writer, reader and schema functions.
+        tls = cassandra.tls
+        if tls is not None and tls.ca_file is not None:
+            self._ca_files = {CA_BUNDLE_NAME: tls.ca_file}
+        # CassandraSettings' fields, shared by the writer, reader and schema functions (None leaves a
+        # variable out, so its default applies).
         cassandra_values: dict[str, Any] = {
             "cassandra_contact_points": list(cassandra.contact_points),
             "cassandra_port": cassandra.port,
@@ -96,16 +107,20 @@ class Functions(Construct):
             "cassandra_keyspace": cassandra.keyspace,
             "cassandra_write_consistency": tuning.write_consistency,
             "cassandra_read_consistency": tuning.read_consistency,
-            "cassandra_tls": cassandra.tls,
             "cassandra_request_timeout_seconds": cassandra.request_timeout_seconds,
-            # Only the ARN is in the environment; the function reads the secret at cold start.
+            "cassandra_protocol_version": cassandra.protocol_version,
+            # Only ARNs are in the environment; the functions read the secrets at cold start.
             "cassandra_secret_arn": cassandra.secret_arn,
+            "cassandra_tls": tls is not None,
+            "cassandra_tls_hostname_check": tls.hostname_check if tls else None,
+            "cassandra_tls_server_name": tls.server_name if tls else None,
+            "cassandra_tls_ca_file": CA_PATH_IN_LAMBDA if self._ca_files else None,
+            "cassandra_tls_ca_secret_arn": tls.ca_secret_arn if tls else None,
         }
-        self.secret: secretsmanager.ISecret | None = None
-        if cassandra.secret_arn:
-            self.secret = secretsmanager.Secret.from_secret_complete_arn(
-                self, "CassandraSecret", cassandra.secret_arn
-            )
+        self.secrets: list[secretsmanager.ISecret] = [
+            secretsmanager.Secret.from_secret_complete_arn(self, f"CassandraSecret{index}", arn)
+            for index, arn in enumerate(cassandra.secret_arns)
+        ]
 
         self.writer = self._function(
             "writer",
@@ -126,6 +141,8 @@ class Functions(Construct):
         self.reader = self._function(
             "reader",
             spec=READER,
+            # Bounded: each environment opens its own control connection and pools to the cluster.
+            reserved_concurrency=config.reader_reserved_concurrency,
             environment=ReaderSettings.environment(
                 **cassandra_values,
                 cache_table_name=tables.cache.table_name,
@@ -167,9 +184,23 @@ class Functions(Construct):
             )
             identity.producers.grant(self.authorizer, "dynamodb:GetItem")
 
-        if self.secret is not None:
-            for function in (self.writer, self.reader, self.schema):
-                self.secret.grant_read(function)
+        for function in (self.writer, self.reader, self.schema):
+            for secret in self.secrets:
+                secret.grant_read(function)
+            if cassandra.secret_kms_key_arn:
+                # A customer-managed key: Secrets Manager decrypts with the caller's permission. The
+                # key is imported (its key policy is not ours), so the grant goes on the function's
+                # role, usable only through Secrets Manager in this region (kms:ViaService).
+                iam.Grant.add_to_principal(
+                    grantee=function,
+                    actions=["kms:Decrypt"],
+                    resource_arns=[cassandra.secret_kms_key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"secretsmanager.{cdk.Stack.of(self).region}.amazonaws.com"
+                        }
+                    },
+                )
 
     def _function(
         self,
@@ -179,6 +210,7 @@ class Functions(Construct):
         environment: dict[str, str],
         network: Network | None = None,
         extra_security_groups: list[ec2.ISecurityGroup] | None = None,
+        reserved_concurrency: int | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self,
@@ -200,7 +232,9 @@ class Functions(Construct):
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=catalog.handler_path(name),
-            code=function_code(name),
+            # The Cassandra functions (those in the VPC) carry the cluster's CA, when one is given.
+            code=function_code(name, extra_files=self._ca_files if network is not None else None),
+            reserved_concurrent_executions=reserved_concurrency,
             memory_size=spec.memory_mb,
             timeout=cdk.Duration.seconds(spec.timeout_seconds),
             tracing=lambda_.Tracing.ACTIVE,

@@ -52,8 +52,10 @@ class Monitoring(Construct):
         writer_errors = writer.metric_errors(period=_ONE_MINUTE, statistic="Sum")
         writer_throttles = writer.metric_throttles(period=_ONE_MINUTE, statistic="Sum")
         reader_p99 = reader.metric_duration(period=_FIVE_MINUTES, statistic="p99")
-        api_requests = api.metric_count(period=_FIVE_MINUTES, statistic="Sum")
-        api_5xx = api.metric_server_error(period=_FIVE_MINUTES, statistic="Sum")
+        # The stage's metrics: dimensions ApiName (unique per stack) and Stage.
+        stage = api.deployment_stage
+        api_requests = stage.metric_count(period=_FIVE_MINUTES, statistic="Sum")
+        api_5xx = stage.metric_server_error(period=_FIVE_MINUTES, statistic="Sum")
         api_5xx_rate = cloudwatch.MathExpression(
             expression="IF(requests > 0, 100 * errors / requests, 0)",
             using_metrics={"errors": api_5xx, "requests": api_requests},

@@ -1,7 +1,11 @@
 """Where the VPC functions run and what they may reach.
 
 A new VPC has private isolated subnets only (no NAT, no internet): the functions reach DynamoDB
-through a gateway endpoint and Secrets Manager through an interface endpoint. Lambda ships logs and
+through a gateway endpoint and Secrets Manager through an interface endpoint, and Cassandra through
+the network path the context names (`NetworkPath`): a VPC peering connection this stack creates
+(with the return routes on the Cassandra side) or a Transit Gateway attachment, and a route to each
+Cassandra CIDR in every function subnet's route table. The routes exist before the schema custom
+resource runs (it depends on `schema_dependencies`), because it connects during the deploy. Lambda ships logs and
 X-Ray segments itself, outside the function's network interfaces, and Powertools metrics are log
 lines (EMF), so no CloudWatch or X-Ray endpoint is needed. An existing VPC (the way to reach an
 existing Cassandra cluster, e.g. over peering) is imported from context attributes, with no look-up.
@@ -16,9 +20,9 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import custom_resources as cr
-from constructs import Construct
+from constructs import Construct, IDependable
 
-from stacks.config import CassandraConfig, ExistingVpc
+from stacks.config import CassandraConfig, ExistingVpc, NetworkPath
 from stacks.nag import acknowledge
 
 _AWS_CUSTOM_RESOURCE_FUNCTION_ID = "AWS679f53fac002430cb0da5b7982bd2287"
@@ -31,6 +35,7 @@ class Network(Construct):
         construct_id: str,
         *,
         cassandra: CassandraConfig,
+        path: NetworkPath,
         existing_vpc: ExistingVpc | None,
         create_endpoints: bool,
         new_vpc_cidr: str,
@@ -56,6 +61,8 @@ class Network(Construct):
             del flow_logs
             self.vpc = vpc
             self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+            route_tables = [subnet.route_table.route_table_id for subnet in vpc.isolated_subnets]
+            subnet_ids = [subnet.subnet_id for subnet in vpc.isolated_subnets]
         else:
             subnets = [
                 ec2.Subnet.from_subnet_attributes(
@@ -80,6 +87,13 @@ class Network(Construct):
                 private_subnet_route_table_ids=list(existing_vpc.route_table_ids),
             )
             self.subnets = ec2.SubnetSelection(subnets=subnets)
+            # Several subnets may share one route table: one route per table (a second one would fail).
+            route_tables = list(dict.fromkeys(existing_vpc.route_table_ids))
+            subnet_ids = list(existing_vpc.subnet_ids)
+
+        # Everything the schema custom resource needs in place before it connects during the deploy.
+        self.schema_dependencies: list[IDependable] = []
+        self._cassandra_routes(cassandra, path, new_vpc_cidr, route_tables, subnet_ids)
 
         # Every VPC function: Cassandra's port on the Cassandra networks, nothing else by default.
         self.cassandra_clients = ec2.SecurityGroup(
@@ -115,7 +129,7 @@ class Network(Construct):
                 service=ec2.GatewayVpcEndpointAwsService.DYNAMODB,
                 subnets=[self.subnets],
             )
-            if cassandra.secret_arn:
+            if cassandra.secret_arns:
                 endpoint_sg = ec2.SecurityGroup(
                     self,
                     "EndpointSecurityGroup",
@@ -133,7 +147,7 @@ class Network(Construct):
                     security_groups=[endpoint_sg],
                     open=False,
                 )
-        if cassandra.secret_arn:
+        if cassandra.secret_arns:
             # Fetching the credentials: HTTPS to the Secrets Manager endpoint (or, in an existing VPC
             # without our endpoint, to the VPC's own network where its endpoint lives).
             if self.secrets_endpoint is not None:
@@ -146,6 +160,67 @@ class Network(Construct):
                     ec2.Port.tcp(443),
                     "HTTPS to the VPC's Secrets Manager endpoint",
                 )
+        # The security groups carry their rules as children (egress to the endpoint, ingress on it).
+        self.schema_dependencies.append(self.cassandra_clients)
+        if self.secrets_endpoint is not None:
+            self.schema_dependencies.append(self.secrets_endpoint)
+            self.schema_dependencies.extend(self.secrets_endpoint.connections.security_groups)
+
+    def _cassandra_routes(
+        self,
+        cassandra: CassandraConfig,
+        path: NetworkPath,
+        new_vpc_cidr: str,
+        route_tables: list[str],
+        subnet_ids: list[str],
+    ) -> None:
+        """Routes from every function subnet's route table to each Cassandra CIDR (and back, for peering)."""
+        target: dict[str, str] = {}
+        gateway_attachment: ec2.CfnTransitGatewayAttachment | None = None
+        if path.peer_vpc_id is not None:
+            # Same account and region: CloudFormation's request is accepted without a peering role.
+            peering = ec2.CfnVPCPeeringConnection(
+                self, "CassandraPeering", vpc_id=self.vpc.vpc_id, peer_vpc_id=path.peer_vpc_id
+            )
+            self.schema_dependencies.append(peering)
+            target = {"vpc_peering_connection_id": peering.ref}
+            for index, table in enumerate(path.peer_route_table_ids):
+                back = ec2.CfnRoute(
+                    self,
+                    f"FromCassandra{index}",
+                    route_table_id=table,
+                    destination_cidr_block=new_vpc_cidr,
+                    vpc_peering_connection_id=peering.ref,
+                )
+                self.schema_dependencies.append(back)
+        elif path.peering_connection_id is not None:
+            target = {"vpc_peering_connection_id": path.peering_connection_id}
+        elif path.transit_gateway_id is not None:
+            target = {"transit_gateway_id": path.transit_gateway_id}
+            if isinstance(self.vpc, ec2.Vpc):  # a new VPC: attach it (an existing one already is)
+                gateway_attachment = ec2.CfnTransitGatewayAttachment(
+                    self,
+                    "CassandraTransitGatewayAttachment",
+                    transit_gateway_id=path.transit_gateway_id,
+                    vpc_id=self.vpc.vpc_id,
+                    subnet_ids=subnet_ids,
+                )
+                self.schema_dependencies.append(gateway_attachment)
+        if not target:
+            return  # routes_exist or same_vpc: nothing to add
+        for table_index, table in enumerate(route_tables):
+            for cidr_index, cidr in enumerate(cassandra.cidrs):
+                route = ec2.CfnRoute(
+                    self,
+                    f"ToCassandra{table_index}x{cidr_index}",
+                    route_table_id=table,
+                    destination_cidr_block=cidr,
+                    **target,
+                )
+                if gateway_attachment is not None:
+                    # A route to a Transit Gateway is refused until the VPC's attachment exists.
+                    route.node.add_dependency(gateway_attachment)
+                self.schema_dependencies.append(route)
 
     def _dynamodb_prefix_list_id(self) -> str:
         """The region's DynamoDB managed prefix list, resolved at deploy time (no synth look-up)."""

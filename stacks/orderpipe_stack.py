@@ -28,6 +28,7 @@ class OrderPipeStack(cdk.Stack):
             self,
             "Network",
             cassandra=config.cassandra,
+            path=config.network_path,
             existing_vpc=config.existing_vpc,
             create_endpoints=config.create_vpc_endpoints,
             new_vpc_cidr=config.new_vpc_cidr,
@@ -50,14 +51,23 @@ class OrderPipeStack(cdk.Stack):
             "Api",
             settings=config.api,
             auth=config.auth,
+            cloudwatch_role=config.api_cloudwatch_role,
             ingest=self.functions.ingest,
             reader=self.functions.reader,
             authorizer=self.functions.authorizer,
             authorizer_cache_ttl_seconds=config.tuning.authorizer_cache_ttl_seconds,
         )
         self.schema = SchemaMigrations(
-            self, "Schema", function=self.functions.schema, keyspace=config.cassandra.keyspace
+            self,
+            "Schema",
+            function=self.functions.schema,
+            keyspace=config.cassandra.keyspace,
+            network_dependencies=self.network.schema_dependencies,
         )
+        # New writer/reader code goes live only after its migration ran (CloudFormation orders
+        # resources by DependsOn on create and update alike).
+        for function in (self.functions.writer, self.functions.reader):
+            function.node.add_dependency(self.schema.resource)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

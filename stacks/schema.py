@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from stacks.bundling import FUNCTIONS_DIR, tree_hash
 from stacks.nag import acknowledge
@@ -21,7 +23,13 @@ def migrations_hash() -> str:
 
 class SchemaMigrations(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, function: lambda_.IFunction, keyspace: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        keyspace: str,
+        network_dependencies: Sequence[IDependable],
     ) -> None:
         super().__init__(scope, construct_id)
         self.provider = cr.Provider(
@@ -42,6 +50,10 @@ class SchemaMigrations(Construct):
             resource_type="Custom::OrderpipeSchema",
             properties={"Keyspace": keyspace, "MigrationsHash": migrations_hash()},
         )
+        # It connects to Cassandra (and reads the secret) during the deploy: every route, endpoint
+        # and security-group rule on that path must exist first (DependsOn).
+        for dependency in network_dependencies:
+            self.resource.node.add_dependency(dependency)
         acknowledge(
             self.provider,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",

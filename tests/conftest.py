@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.cassandra",
     "tests.fixtures.pipeline",
     "tests.fixtures.toxiproxy",
+    "tests.fixtures.secured_cassandra",
 ]
 
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,15 +25,16 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
 
 
-def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
-    # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
-        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
-        "CASSANDRA_PORT": str(cassandra_endpoint.port),
-        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
-        "COLUMNS": "300",
-    }
+def run_use_and_stop(
+    env: dict[str, str],
+    extra_args: list[str],
+    tmp_path: Path,
+    *,
+    start_timeout: float = 240,  # start-up on a busy 2-core machine: Cassandra, emulators, 5 functions
+    while_running: Callable[[str], None] | None = None,
+) -> str:
+    """Start `orderpipe run`, run the curls it prints (and `while_running` with what it printed so
+    far), Ctrl-C it; returns what it printed."""
     output = tmp_path / "run.log"
     with output.open("w") as log:
         process = subprocess.Popen(
@@ -41,20 +43,17 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
                 "run",
                 "--port",
                 str(free_port()),
-                "--keyspace",
-                "orderpipe_run_cmd",
                 "--duration",
-                "400",
+                str(start_timeout + 120),
+                *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={**env, "COLUMNS": "300"},
         )
     try:
         # When it is up (it prints the curls)
-        deadline = (
-            time.monotonic() + 240
-        )  # start-up on a busy 2-core machine: Cassandra, emulators, 5 functions
+        deadline = time.monotonic() + start_timeout
         while "Ctrl-C stops everything" not in output.read_text() and time.monotonic() < deadline:
             assert process.poll() is None, output.read_text()
             time.sleep(0.5)
@@ -80,65 +79,8 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
         assert order is not None, "the order never became readable"
         assert order["items"][0]["unit_price"] == "19.99"
         assert order["producer"] == "local-producer"
-        # ...and the README's commands work as printed once the printed export line is pasted
-        export_line = next(
-            line.strip() for line in text.splitlines() if line.strip().startswith("export ORDERPIPE_")
-        )
-        api_url = re.search(r"API:\s+(http://\S+)", text)
-        assert api_url is not None
-        readme = README.read_text()
-        readme_block = next(
-            block.split("```", 1)[0] for block in readme.split("```bash\n")[1:] if "TOKEN=$(" in block
-        )
-        script = "\n".join([export_line, readme_block.replace("http://127.0.0.1:8080", api_url.group(1))])
-        shown = subprocess.run(
-            ["bash", "-ec", script], capture_output=True, text=True, check=True, timeout=60
-        )
-        # (curl prints each JSON answer with no newline after it)
-        decoder, answers, position = json.JSONDecoder(), [], 0
-        while position < len(shown.stdout.strip()):
-            answer, position = decoder.raw_decode(shown.stdout.strip(), position)
-            answers.append(answer)
-        assert answers[0]["status"] == "accepted"
-        assert answers[1]["error"]["code"] == "bad_request"  # ORDER_ID as printed: not a UUID
-        # And the commands the banner prints, run with no endpoint, URL or key in the environment,
-        # find this pipeline through its state file and work
-        bare_env = {
-            "PATH": os.environ["PATH"],
-            "HOME": os.environ["HOME"],
-            "ORDERPIPE_STATE_DIR": os.environ["ORDERPIPE_STATE_DIR"],
-            "COLUMNS": "200",
-        }
-        for command in ("orderpipe queue status", "orderpipe dlq inspect"):
-            assert f"  {command}" in text, f"the banner does not print `{command}`"
-            done = subprocess.run(
-                [str(ORDERPIPE), *command.split()[1:]],
-                capture_output=True,
-                text=True,
-                env=bare_env,
-                timeout=60,
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
-            assert "pipeline: the local pipeline of `orderpipe run`" in done.stderr
-        status = subprocess.run(
-            [str(ORDERPIPE), "queue", "status", "--json"],
-            capture_output=True,
-            text=True,
-            env=bare_env,
-            timeout=60,
-        )
-        measures = {m["name"]: m for m in json.loads(status.stdout)["measures"]}
-        assert measures["DLQ visible"]["threshold"] == 0  # the stack's alarm thresholds, read from the alarms
-        report = tmp_path / "load.json"
-        load = subprocess.run(
-            [str(ORDERPIPE), "load", "--count", "50", "--no-plot", "--report", str(report)],
-            capture_output=True,
-            text=True,
-            env=bare_env,
-            timeout=120,
-        )
-        assert load.returncode == 0, load.stdout + load.stderr
-        assert json.loads(report.read_text())["orders_accepted"] == 50
+        if while_running is not None:
+            while_running(text)
         # the emulators it started (moto, and ElasticMQ for SQS when it is the default)
         emulator_ports = [int(port) for port in re.findall(r"(?:AWS|SQS):\s+http://127\.0\.0\.1:(\d+)", text)]
         assert emulator_ports, text
@@ -153,3 +95,94 @@ def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_e
     for port in emulator_ports:
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
             pass
+    return output.read_text()
+
+
+def _readme_and_banner_commands_work(text: str, tmp_path: Path) -> None:
+    # ...and the README's commands work as printed once the printed export line is pasted
+    export_line = next(
+        line.strip() for line in text.splitlines() if line.strip().startswith("export ORDERPIPE_")
+    )
+    api_url = re.search(r"API:\s+(http://\S+)", text)
+    assert api_url is not None
+    readme = README.read_text()
+    readme_block = next(
+        block.split("```", 1)[0] for block in readme.split("```bash\n")[1:] if "TOKEN=$(" in block
+    )
+    script = "\n".join([export_line, readme_block.replace("http://127.0.0.1:8080", api_url.group(1))])
+    shown = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, check=True, timeout=60)
+    # (curl prints each JSON answer with no newline after it)
+    decoder, answers, position = json.JSONDecoder(), [], 0
+    while position < len(shown.stdout.strip()):
+        answer, position = decoder.raw_decode(shown.stdout.strip(), position)
+        answers.append(answer)
+    assert answers[0]["status"] == "accepted"
+    assert answers[1]["error"]["code"] == "bad_request"  # ORDER_ID as printed: not a UUID
+    # And the commands the banner prints, run with no endpoint, URL or key in the environment,
+    # find this pipeline through its state file and work
+    bare_env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "ORDERPIPE_STATE_DIR": os.environ["ORDERPIPE_STATE_DIR"],
+        "COLUMNS": "200",
+    }
+    for command in ("orderpipe queue status", "orderpipe dlq inspect"):
+        assert f"  {command}" in text, f"the banner does not print `{command}`"
+        done = subprocess.run(
+            [str(ORDERPIPE), *command.split()[1:]],
+            capture_output=True,
+            text=True,
+            env=bare_env,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "pipeline: the local pipeline of `orderpipe run`" in done.stderr
+    status = subprocess.run(
+        [str(ORDERPIPE), "queue", "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=bare_env,
+        timeout=60,
+    )
+    measures = {m["name"]: m for m in json.loads(status.stdout)["measures"]}
+    assert measures["DLQ visible"]["threshold"] == 0  # the stack's alarm thresholds, read from the alarms
+    report = tmp_path / "load.json"
+    load = subprocess.run(
+        [str(ORDERPIPE), "load", "--count", "50", "--no-plot", "--report", str(report)],
+        capture_output=True,
+        text=True,
+        env=bare_env,
+        timeout=120,
+    )
+    assert load.returncode == 0, load.stdout + load.stderr
+    assert json.loads(report.read_text())["orders_accepted"] == 50
+
+
+def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
+    # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
+        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
+        "CASSANDRA_PORT": str(cassandra_endpoint.port),
+        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
+    }
+    # When its curls, the README's commands and the operator commands it prints are used, Then they work
+    run_use_and_stop(
+        env,
+        ["--keyspace", "orderpipe_run_cmd"],
+        tmp_path,
+        while_running=lambda text: _readme_and_banner_commands_work(text, tmp_path),
+    )
+
+
+def test_orderpipe_run_with_cassandra_tls_runs_the_pipeline_over_tls_and_password_auth(tmp_path):
+    # Given `orderpipe run --cassandra-tls` (it starts its own node: TLS only, PasswordAuthenticator)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))}
+    # When its curls are used, then they work (the node refuses anything but TLS and a password) ...
+    # (More time to come up: it makes certificates and starts its own node, then each function's
+    # environments connect over TLS.)
+    text = run_use_and_stop(
+        env, ["--cassandra-tls", "--keyspace", "orderpipe_run_tls"], tmp_path, start_timeout=300
+    )
+    # ... and it says so: the CA, the host-name check and the application role
+    assert re.search(r"TLS \(CA \S+ca\.pem, ip_san\), as role orderpipe", text), text

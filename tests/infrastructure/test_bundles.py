@@ -17,7 +17,7 @@ import pytest
 
 from orderpipe_common import catalog
 from stacks.bundling import FUNCTIONS_DIR, asset_hash, runtime_python
-from tests.infrastructure.conftest import REPO_ROOT, require_tool, synthesize
+from tests.infrastructure.conftest import CA_FILE, REPO_ROOT, require_tool, synthesize
 
 NAMES = catalog.FUNCTION_NAMES
 # Native modules a function's bundle must load on the runtime (manylinux wheels only).
@@ -232,3 +232,19 @@ def test_asset_hash_covers_shared_code_and_requirements(
     assert all(after_constraints[n] != after_pin[n] for n in NAMES), (
         "a locked version change rebuilds every asset"
     )
+
+
+def test_the_clusters_ca_ships_at_the_bundle_root_and_is_in_the_asset_hash(tmp_path: Path) -> None:
+    from stacks.bundling import build_bundle
+    from stacks.functions import CA_BUNDLE_NAME
+
+    # Given the cluster's CA as orderpipe:cassandraTlsCaFile names it,
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes((REPO_ROOT / CA_FILE).read_bytes())
+    # when the schema bundle is built with it, then the PEM is at the bundle root, byte for byte,
+    build_bundle("schema", tmp_path / "bundle", extra_files={CA_BUNDLE_NAME: ca})
+    assert (tmp_path / "bundle" / CA_BUNDLE_NAME).read_bytes() == ca.read_bytes()
+    # and another CA (or none) gives another asset hash, so a new CA is deployed.
+    with_ca = asset_hash("schema", {CA_BUNDLE_NAME: ca})
+    ca.write_text(ca.read_text().replace("A", "B", 1))
+    assert len({asset_hash("schema"), with_ca, asset_hash("schema", {CA_BUNDLE_NAME: ca})}) == 3

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stacks.config import PREFIX, ContextError, OrderPipeConfig
-from tests.infrastructure.conftest import CDK_JSON_CONTEXT, EXISTING_VPC
+from tests.infrastructure.conftest import (
+    CA_FILE,
+    CA_SECRET_ARN,
+    CDK_JSON_CONTEXT,
+    EXISTING_VPC,
+    KMS_KEY_ARN,
+    NO_PEERING,
+    PEERING_ID,
+    REPO_ROOT,
+    SECRET_ARN,
+    TRANSIT_GATEWAY_ID,
+)
 
 
 def config(**overrides: Any) -> OrderPipeConfig:
@@ -65,12 +77,18 @@ def test_cli_style_strings_are_accepted() -> None:
     parsed = config(
         cassandraContactPoints="10.20.1.10, 10.20.2.10",
         cassandraTls="true",
+        cassandraTlsHostnameCheck="ip_san",
+        cassandraProtocolVersion="4",
+        readerReservedConcurrency="7",
         cassandraPort="9142",
         tuning='{"writer_batch_size": 25}',
         cassandraReplication='{"class": "NetworkTopologyStrategy", "dc1": 5}',
     )
     assert parsed.cassandra.contact_points == ("10.20.1.10", "10.20.2.10")
-    assert parsed.cassandra.tls is True
+    assert parsed.cassandra.tls is not None
+    assert parsed.cassandra.tls.hostname_check == "ip_san"
+    assert parsed.cassandra.protocol_version == 4
+    assert parsed.reader_reserved_concurrency == 7
     assert parsed.cassandra.port == 9142
     assert parsed.tuning.writer_batch_size == 25
     assert parsed.cassandra.replication["dc1"] == 5
@@ -84,3 +102,179 @@ def test_existing_vpc() -> None:
         config(
             **{**{k.removeprefix(PREFIX): v for k, v in EXISTING_VPC.items()}, "vpcRouteTableIds": ["rtb-1"]}
         )
+
+
+# -- network path (finding 1) ---------------------------------------------------------------------
+EXISTING = {k.removeprefix(PREFIX): v for k, v in EXISTING_VPC.items()}
+NEW_VPC_WITHOUT_PATH = {k.removeprefix(PREFIX): v for k, v in NO_PEERING.items()}
+
+
+def test_a_new_vpc_without_a_network_path_is_refused_naming_the_keys() -> None:
+    # Given the new-VPC default without peering or Transit Gateway, when the context is read,
+    # then one problem names every key that would give the VPC a path to Cassandra.
+    with pytest.raises(ContextError) as raised:
+        config(**NEW_VPC_WITHOUT_PATH)
+    text = str(raised.value)
+    assert text.count("\n  - ") == 1
+    for key in ("cassandraPeerVpcId", "cassandraPeerRouteTableIds", "cassandraTransitGatewayId", "vpcId"):
+        assert f"orderpipe:{key}" in text
+
+
+def test_an_existing_vpc_without_a_declared_path_is_refused_naming_the_keys() -> None:
+    with pytest.raises(ContextError) as raised:
+        config(**{**EXISTING, "cassandraPeeringConnectionId": None})
+    text = str(raised.value)
+    for key in ("cassandraPeeringConnectionId", "cassandraTransitGatewayId", "cassandraRoutesExist"):
+        assert f"orderpipe:{key}" in text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        ({}, {"peer_vpc_id": "vpc-0fedcba9876543210", "peer_route_table_ids": ("rtb-0fedcba9876543210",)}),
+        (
+            {**NEW_VPC_WITHOUT_PATH, "cassandraTransitGatewayId": TRANSIT_GATEWAY_ID},
+            {"transit_gateway_id": TRANSIT_GATEWAY_ID},
+        ),
+        (EXISTING, {"peering_connection_id": PEERING_ID}),
+        (
+            {**EXISTING, "cassandraPeeringConnectionId": None, "cassandraRoutesExist": True},
+            {"routes_exist": True},
+        ),
+        (
+            {
+                **EXISTING,
+                "cassandraPeeringConnectionId": None,
+                "cassandraCidrs": ["10.30.8.0/24"],
+                "cassandraContactPoints": "10.30.8.5",
+            },
+            {"same_vpc": True},
+        ),
+    ],
+    ids=[
+        "new_vpc_peering",
+        "new_vpc_transit_gateway",
+        "existing_vpc_peering",
+        "existing_vpc_routes_exist",
+        "same_vpc",
+    ],
+)
+def test_each_documented_network_path_is_accepted(overrides: dict[str, Any], path: dict[str, Any]) -> None:
+    parsed = config(**overrides)
+    for name, value in path.items():
+        assert getattr(parsed.network_path, name) == value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"cassandraTransitGatewayId": TRANSIT_GATEWAY_ID},
+            "set only one network path, not orderpipe:cassandraPeerVpcId and orderpipe:cassandraTransitGatewayId",
+        ),
+        ({"cassandraPeerRouteTableIds": None}, "orderpipe:cassandraPeerRouteTableIds: is not set"),
+        (
+            {"cassandraPeeringConnectionId": PEERING_ID},
+            "orderpipe:cassandraPeeringConnectionId: is only for an existing VPC",
+        ),
+        ({"cassandraRoutesExist": True}, "orderpipe:cassandraRoutesExist: is only for an existing VPC"),
+        (
+            {"newVpcCidr": "10.20.0.0/16"},
+            "orderpipe:newVpcCidr: 10.20.0.0/16 overlaps orderpipe:cassandraCidrs",
+        ),
+        ({"cassandraPeerVpcId": "peer"}, "orderpipe:cassandraPeerVpcId: must be a VPC id"),
+        (
+            {**NEW_VPC_WITHOUT_PATH, "cassandraTransitGatewayId": "tgw"},
+            "orderpipe:cassandraTransitGatewayId: must be a Transit Gateway id",
+        ),
+        (
+            {**EXISTING, "cassandraPeerVpcId": "vpc-0fedcba9876543210"},
+            "orderpipe:cassandraPeerVpcId: is only for a new VPC",
+        ),
+        (
+            {**EXISTING, "cassandraCidrs": ["10.30.8.0/24"], "cassandraContactPoints": "10.30.8.5"},
+            "lie inside orderpipe:vpcCidr",
+        ),
+    ],
+)
+def test_inconsistent_network_paths_are_refused(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ContextError) as raised:
+        config(**overrides)
+    assert message in str(raised.value)
+
+
+# -- TLS (finding 2), credentials (3, 5), protocol (4), API and reader (6, 8) ---------------------
+TLS = {"cassandraTls": True, "cassandraTlsHostnameCheck": "ip_san"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cassandraTls": True}, "orderpipe:cassandraTlsHostnameCheck: is not set"),
+        ({**TLS, "cassandraTlsHostnameCheck": "none"}, "orderpipe:cassandraTlsHostnameCheck: must be one of"),
+        ({**TLS, "cassandraTlsHostnameCheck": "server_name"}, "orderpipe:cassandraTlsServerName: is not set"),
+        (
+            {**TLS, "cassandraTlsServerName": "db.example"},
+            "orderpipe:cassandraTlsServerName: is only used with",
+        ),
+        ({**TLS, "cassandraTlsHostnameCheck": "chain_only"}, "chain_only needs the cluster's own CA"),
+        ({**TLS, "cassandraTlsCaFile": "no/such/ca.pem"}, "orderpipe:cassandraTlsCaFile:"),
+        ({**TLS, "cassandraTlsCaFile": "README.md"}, "is not a PEM file of CA certificates"),
+        (
+            {**TLS, "cassandraTlsCaFile": CA_FILE, "cassandraTlsCaSecretArn": CA_SECRET_ARN},
+            "set either orderpipe:cassandraTlsCaFile or orderpipe:cassandraTlsCaSecretArn",
+        ),
+        (
+            {**TLS, "cassandraContactPoints": "cassandra.example", "cassandraCidrs": ["10.20.0.0/16"]},
+            "every contact point is a DNS name",
+        ),
+        (
+            {"cassandraTlsCaFile": CA_FILE},
+            "orderpipe:cassandraTlsCaFile: is only used with orderpipe:cassandraTls=true",
+        ),
+        (
+            {"cassandraSecretKmsKeyArn": KMS_KEY_ARN},
+            "orderpipe:cassandraSecretKmsKeyArn: is set but no secret is",
+        ),
+        (
+            {"cassandraSecretArn": SECRET_ARN, "cassandraSecretKmsKeyArn": "alias/mine"},
+            "must be a KMS key ARN",
+        ),
+        (
+            {"cassandraProtocolVersion": 6},
+            "orderpipe:cassandraProtocolVersion: must be an integer between 3 and 5",
+        ),
+        (
+            {"apiGatewayCloudWatchRole": "delete"},
+            "orderpipe:apiGatewayCloudWatchRole: must be existing or create",
+        ),
+        (
+            {"readerReservedConcurrency": 0},
+            "orderpipe:readerReservedConcurrency: must be an integer between 1",
+        ),
+    ],
+)
+def test_invalid_tls_credentials_and_api_keys_are_refused_naming_the_key(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ContextError) as raised:
+        config(**overrides)
+    assert message in str(raised.value)
+
+
+def test_a_ca_file_holding_a_private_key_is_refused(tmp_path: Path) -> None:
+    leaked = tmp_path / "ca-and-key.pem"
+    leaked.write_text(
+        (REPO_ROOT / CA_FILE).read_text() + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    )
+    with pytest.raises(ContextError, match="holds a private key"):
+        config(**TLS, cassandraTlsCaFile=str(leaked))
+
+
+def test_tls_ca_file_and_defaults() -> None:
+    parsed = config(**TLS, cassandraTlsCaFile=CA_FILE)
+    assert parsed.cassandra.tls is not None
+    assert parsed.cassandra.tls.ca_file == REPO_ROOT / CA_FILE
+    assert parsed.cassandra.protocol_version is None  # negotiated by default
+    assert parsed.api_cloudwatch_role == "existing"  # the account-level role is not managed by default
+    assert parsed.reader_reserved_concurrency == 20

@@ -259,7 +259,12 @@ def test_only_the_reader_may_reach_dynamodb_and_only_over_https_to_its_prefix_li
 @pytest.fixture(scope="module")
 def secret_vpc_synth() -> Synthesized:
     return synthesize(
-        {"orderpipe:cassandraSecretArn": SECRET_ARN, "orderpipe:cassandraTls": True, **EXISTING_VPC}
+        {
+            "orderpipe:cassandraSecretArn": SECRET_ARN,
+            "orderpipe:cassandraTls": True,
+            "orderpipe:cassandraTlsHostnameCheck": "ip_san",
+            **EXISTING_VPC,
+        }
     )
 
 

@@ -37,6 +37,11 @@ class NodeSpec:
     initial_token: int
     seeds: tuple[str, ...]
     heap_mb: int
+    # client_encryption_options (TLS only, no plaintext) with this PKCS12 keystore, when set.
+    tls_keystore: str | None = None
+    tls_keystore_password: str | None = None
+    # PasswordAuthenticator + CassandraAuthorizer (superuser cassandra/cassandra at first start).
+    password_authentication: bool = False
 
 
 def _yaml_value(value: Any) -> str:
@@ -70,15 +75,29 @@ def cassandra_yaml(spec: NodeSpec, node_dir: Path) -> str:
         "auto_snapshot": False,
         # A brand-new cluster has no older nodes to stay compatible with.
         "storage_compatibility_mode": "NONE",
-        "authenticator": "AllowAllAuthenticator",
-        "authorizer": "AllowAllAuthorizer",
+        "authenticator": "PasswordAuthenticator" if spec.password_authentication else "AllowAllAuthenticator",
+        "authorizer": "CassandraAuthorizer" if spec.password_authentication else "AllowAllAuthorizer",
         # Two cores: keep background work small.
         "concurrent_compactors": 1,
         "concurrent_reads": 16,
         "concurrent_writes": 16,
         "concurrent_counter_writes": 16,
     }
+    if spec.password_authentication:
+        # No credentials cache: a changed password takes effect at once (the rotation drill relies
+        # on the old one being refused on the next connection, not up to 2 s later).
+        settings["credentials_validity"] = "0ms"
     lines = [f"{key}: {_yaml_value(value)}" for key, value in settings.items()]
+    if spec.tls_keystore:
+        lines += [
+            "client_encryption_options:",
+            "  enabled: true",
+            "  optional: false",  # TLS only: a plaintext client is refused
+            f"  keystore: {_yaml_value(spec.tls_keystore)}",
+            f"  keystore_password: {_yaml_value(spec.tls_keystore_password)}",
+            "  store_type: PKCS12",
+            "  require_client_auth: false",
+        ]
     seeds = ",".join(spec.seeds)
     lines += [
         "seed_provider:",
@@ -197,6 +216,9 @@ class ClusterSettings:
     jmx_port: int = DEFAULT_JMX_PORT  # node i gets jmx_port + (i - 1)
     heap_mb: int | None = None  # default: 1024 for one node, 768 each for more
     version: str = CASSANDRA_VERSION
+    tls_keystore: str | None = None
+    tls_keystore_password: str | None = None
+    password_authentication: bool = False
 
     def node_specs(self) -> list[NodeSpec]:
         if not 1 <= self.nodes <= 9:
@@ -215,6 +237,9 @@ class ClusterSettings:
                 initial_token=tokens[i - 1],
                 seeds=seeds,
                 heap_mb=heap,
+                tls_keystore=self.tls_keystore,
+                tls_keystore_password=self.tls_keystore_password,
+                password_authentication=self.password_authentication,
             )
             for i in range(1, self.nodes + 1)
         ]

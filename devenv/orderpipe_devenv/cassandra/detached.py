@@ -57,7 +57,8 @@ def detached_status(base_dir: Path) -> list[NodeStatus]:
                 cql_port=node["cql_port"],
                 pid=node.get("pid"),
                 running=running,
-                cql_answers=running and cql_answers(node["address"], node["cql_port"]),
+                cql_answers=running
+                and cql_answers(node["address"], node["cql_port"], tls=bool(node.get("tls_keystore"))),
                 rss_bytes=rss_bytes(node["pid"]) if running else None,
                 log=node["log"],
             )

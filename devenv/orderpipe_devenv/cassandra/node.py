@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -52,12 +53,22 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def cql_answers(address: str, port: int, timeout: float = 2.0) -> bool:
-    """True when a CQL server answers an OPTIONS request (a real protocol exchange, not just a port)."""
+def cql_answers(address: str, port: int, timeout: float = 2.0, *, tls: bool = False) -> bool:
+    """True when a CQL server answers an OPTIONS request (a real protocol exchange, not just a port).
+
+    tls: the node accepts TLS only (client_encryption_options); the probe then speaks TLS without
+    checking the certificate (it asks "is CQL up?", not "is this the right server?").
+    """
     # Protocol v4 frame: version, flags, stream id (2 bytes), opcode OPTIONS (0x05), body length 0.
     request = bytes([0x04, 0x00, 0x00, 0x01, 0x05, 0x00, 0x00, 0x00, 0x00])
     try:
-        with socket.create_connection((address, port), timeout=timeout) as connection:
+        with contextlib.ExitStack() as stack:
+            connection = stack.enter_context(socket.create_connection((address, port), timeout=timeout))
+            if tls:
+                probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                probe.check_hostname = False
+                probe.verify_mode = ssl.CERT_NONE
+                connection = stack.enter_context(probe.wrap_socket(connection))
             connection.sendall(request)
             header = b""
             while len(header) < 9:
@@ -107,7 +118,7 @@ class CassandraNode:
         return self.pid is not None and pid_alive(self.pid) and is_our_jvm(self.pid, self.node_dir)
 
     def cql_answers(self) -> bool:
-        return cql_answers(self.address, self.spec.cql_port)
+        return cql_answers(self.address, self.spec.cql_port, tls=self.spec.tls_keystore is not None)
 
     def rss_bytes(self) -> int | None:
         return rss_bytes(self.pid) if self.pid is not None and self.is_running() else None

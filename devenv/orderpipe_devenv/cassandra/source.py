@@ -6,20 +6,27 @@ In this order:
 2. a testcontainers Cassandra container, when a Docker engine answers;
 3. the embedded node (orderpipe_devenv.cassandra.node), fetching its jars if needed.
 `ORDERPIPE_CASSANDRA_SOURCE=environment|container|embedded` forces one of them.
+
+`secured=True` (`orderpipe run --cassandra-tls`, the secured tests) starts the embedded node with
+TLS only (certificates made with keytool, see `security`) and PasswordAuthenticator, and hands out an
+endpoint for the application role, with the CA and the host-name policy the functions use.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from orderpipe_common.settings import CassandraSettings
 from orderpipe_devenv import cassandra as local_cassandra
+from orderpipe_devenv.cassandra import security
 from orderpipe_devenv.processes import JavaNotFoundError, find_java, free_port
 
 log = logging.getLogger("orderpipe.cassandra")
@@ -41,11 +48,16 @@ class CassandraEndpoint:
     username: str | None
     password: str | None
     source: Source
+    # TLS as the functions see it (CassandraSettings' cassandra_tls_*); None: plaintext.
+    tls_ca_file: str | None = None
+    tls_hostname_check: str | None = None
+    tls_server_name: str | None = None
 
     def settings_env(self, keyspace: str) -> dict[str, str]:
         """The environment `CassandraSettings` reads, for this endpoint and `keyspace`."""
         # Consistency is left to its default, the deployment's (on replication factor 1 LOCAL_QUORUM
         # is one replica).
+        tls = self.tls_ca_file is not None
         return CassandraSettings.environment(
             cassandra_contact_points=list(self.contact_points),
             cassandra_port=self.port,
@@ -53,6 +65,10 @@ class CassandraEndpoint:
             cassandra_keyspace=keyspace,
             cassandra_username=self.username if self.password else None,
             cassandra_password=self.password if self.username else None,
+            cassandra_tls=True if tls else None,
+            cassandra_tls_ca_file=self.tls_ca_file,
+            cassandra_tls_hostname_check=(self.tls_hostname_check or "ip_san") if tls else None,
+            cassandra_tls_server_name=self.tls_server_name if tls else None,
         )
 
 
@@ -76,6 +92,9 @@ def from_environment() -> CassandraEndpoint | None:
         username=variable("cassandra_username"),
         password=variable("cassandra_password"),
         source="environment",
+        tls_ca_file=variable("cassandra_tls_ca_file"),
+        tls_hostname_check=variable("cassandra_tls_hostname_check"),
+        tls_server_name=variable("cassandra_tls_server_name"),
     )
 
 
@@ -128,18 +147,35 @@ def _from_container() -> Iterator[ProvidedCassandra]:
 
 
 @contextmanager
-def _from_embedded_node(settings: local_cassandra.ClusterSettings) -> Iterator[ProvidedCassandra]:
+def _from_embedded_node(
+    settings: local_cassandra.ClusterSettings, *, secured: bool = False
+) -> Iterator[ProvidedCassandra]:
     try:
         find_java()
         local_cassandra.fetch_jars()
     except (JavaNotFoundError, local_cassandra.CassandraError) as error:
         raise CassandraUnavailableError(str(error)) from error
-    cluster = local_cassandra.CassandraCluster(settings)
-    try:
-        cluster.start()
-    except local_cassandra.CassandraError as error:
-        raise CassandraUnavailableError(f"the embedded node did not start: {error}") from error
-    try:
+    with ExitStack() as stack:
+        material: security.TlsMaterial | None = None
+        if secured:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="orderpipe-cassandra-tls-")))
+            addresses = [local_cassandra.node_address(i) for i in range(1, settings.nodes + 1)]
+            try:
+                material = security.make_tls_material(folder, addresses=addresses)
+            except local_cassandra.CassandraError as error:
+                raise CassandraUnavailableError(str(error)) from error
+            settings = replace(
+                settings,
+                tls_keystore=str(material.keystore),
+                tls_keystore_password=material.keystore_password,
+                password_authentication=True,
+            )
+        cluster = local_cassandra.CassandraCluster(settings)
+        try:
+            cluster.start()
+        except local_cassandra.CassandraError as error:
+            raise CassandraUnavailableError(f"the embedded node did not start: {error}") from error
+        stack.callback(cluster.stop)
         endpoint = CassandraEndpoint(
             contact_points=tuple(cluster.contact_points),
             port=cluster.port,
@@ -148,9 +184,34 @@ def _from_embedded_node(settings: local_cassandra.ClusterSettings) -> Iterator[P
             password=None,
             source="embedded",
         )
+        if material is not None:
+            endpoint = replace(
+                endpoint,
+                tls_ca_file=str(material.ca_pem),
+                tls_hostname_check="ip_san",
+                tls_server_name=None,
+            )
+            endpoint = replace(
+                endpoint, username=security.APPLICATION_ROLE, password=_create_application_role(endpoint)
+            )
         yield ProvidedCassandra(endpoint, cluster)
+
+
+def _create_application_role(endpoint: CassandraEndpoint) -> str:
+    """As the superuser, create the role the functions log in as; returns its (random) password."""
+    from orderpipe_common import cassandra_session
+    from orderpipe_common.settings import CassandraSettings, from_mapping
+
+    superuser, superuser_password = security.SUPERUSER
+    admin = replace(endpoint, username=superuser, password=superuser_password)
+    settings = from_mapping(CassandraSettings, admin.settings_env("system"))
+    cluster, session = cassandra_session.connect(settings)
+    try:
+        password = secrets.token_urlsafe(18)
+        security.password_setup(session, password=password)
+        return password
     finally:
-        cluster.stop()
+        cluster.shutdown()
 
 
 def free_port_cluster_settings() -> local_cassandra.ClusterSettings:
@@ -162,9 +223,16 @@ def free_port_cluster_settings() -> local_cassandra.ClusterSettings:
 
 @contextmanager
 def provide_cassandra(
-    forced: str | None = None, *, embedded_settings: local_cassandra.ClusterSettings | None = None
+    forced: str | None = None,
+    *,
+    embedded_settings: local_cassandra.ClusterSettings | None = None,
+    secured: bool = False,
 ) -> Iterator[ProvidedCassandra]:
-    """A Cassandra for the duration of the `with` block (stopped at its end if we started it)."""
+    """A Cassandra for the duration of the `with` block (stopped at its end if we started it).
+
+    secured: TLS + password authentication; only the embedded node can be made so here (an existing
+    cluster brings its own, through CASSANDRA_TLS_* and CASSANDRA_USERNAME/PASSWORD).
+    """
     forced = (
         (forced if forced is not None else os.environ.get("ORDERPIPE_CASSANDRA_SOURCE", "")).strip().lower()
     )
@@ -173,7 +241,9 @@ def provide_cassandra(
             f"ORDERPIPE_CASSANDRA_SOURCE={forced!r}: use one of {', '.join(SOURCES)}"
         )
 
-    if forced in {"", "environment"}:
+    if secured and forced not in {"", "embedded"}:
+        raise CassandraUnavailableError(f"a secured Cassandra is the embedded node only, not {forced!r}")
+    if forced in {"", "environment"} and not secured:
         endpoint = from_environment()
         if endpoint is not None:
             log.info(
@@ -186,7 +256,7 @@ def provide_cassandra(
                 "ORDERPIPE_CASSANDRA_SOURCE=environment but CASSANDRA_CONTACT_POINTS is not set"
             )
 
-    if forced == "container" or (not forced and docker_engine_answers()):
+    if not secured and (forced == "container" or (not forced and docker_engine_answers())):
         log.info("starting a Cassandra container (%s)", CONTAINER_IMAGE)
         with _from_container() as provided:
             yield provided
@@ -195,5 +265,5 @@ def provide_cassandra(
     log.info(
         "starting the embedded Cassandra %s node (no Docker engine here)", local_cassandra.CASSANDRA_VERSION
     )
-    with _from_embedded_node(embedded_settings or free_port_cluster_settings()) as provided:
+    with _from_embedded_node(embedded_settings or free_port_cluster_settings(), secured=secured) as provided:
         yield provided

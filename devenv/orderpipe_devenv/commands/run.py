@@ -61,6 +61,15 @@ def register(subparsers: Any) -> None:
         help="force where Cassandra comes from (default: the first that is available)",
     )
     parser.add_argument(
+        "--cassandra-tls",
+        action="store_true",
+        help=(
+            "start the embedded node with TLS only (certificates made with keytool) and password "
+            "authentication; the functions connect as a non-superuser role, verifying the CA and the "
+            "node's IP (CASSANDRA_TLS_HOSTNAME_CHECK=ip_san)"
+        ),
+    )
+    parser.add_argument(
         "--sqs",
         choices=["elasticmq", "moto"],
         default="elasticmq",
@@ -107,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
     tuning = DEFAULT_TUNING.with_overrides(dict(args.tuning))
     with ExitStack() as stack:
         try:
-            cassandra = stack.enter_context(provide_cassandra(args.cassandra_source))
+            cassandra = stack.enter_context(
+                provide_cassandra(args.cassandra_source, secured=args.cassandra_tls)
+            )
         except CassandraUnavailableError as error:
             console.print(f"[red]No Cassandra:[/red] {error}")
             return 2
@@ -182,7 +193,14 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
             + (f" (SQS: {runtime.sqs_endpoint_url})" if runtime.sqs_endpoint_url else "")
             + "\n"
             f"Cassandra:  {env['CASSANDRA_CONTACT_POINTS']}:{env['CASSANDRA_PORT']} ({cassandra_source}), "
-            f"keyspace {runtime.config.keyspace}\n"
+            f"keyspace {runtime.config.keyspace}"
+            + (
+                f", TLS (CA {env['CASSANDRA_TLS_CA_FILE']}, {env['CASSANDRA_TLS_HOSTNAME_CHECK']})"
+                if env.get("CASSANDRA_TLS") == "true"
+                else ""
+            )
+            + (f", as role {env['CASSANDRA_USERNAME']}" if env.get("CASSANDRA_USERNAME") else "")
+            + "\n"
             f"Writer:     batch {tuning.writer_batch_size}, window {tuning.writer_batching_window_seconds} s, "
             f"concurrency {tuning.writer_max_concurrency}, visibility {tuning.visibility_timeout_seconds} s, "
             f"DLQ after {tuning.max_receive_count} receives",

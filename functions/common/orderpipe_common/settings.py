@@ -14,12 +14,20 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orderpipe_common.tuning import DEFAULT_TUNING
 
 ConsistencyName = Literal["ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL", "LOCAL_ONE"]
+# How a node's certificate is matched. The driver connects to every node by its IP address (the
+# contact points and the peers it finds in system.peers), so a default name check is an IP check.
+#   server_name: every node's certificate carries CASSANDRA_TLS_SERVER_NAME (checked for each node);
+#   ip_san:      each node's certificate carries its own IP address as a subject alternative name;
+#   chain_only:  the chain is verified against the cluster's own CA, no name is checked.
+HostnameCheck = Literal["server_name", "ip_san", "chain_only"]
+# Native protocol versions a pin may name (3: Cassandra 2.1+, 4: 2.2+, 5: 4.0+).
+PROTOCOL_VERSIONS = (3, 4, 5)
 
 
 class SettingsError(RuntimeError):
@@ -93,8 +101,22 @@ class CassandraSettings(FunctionSettings):
     # ...or from these two, for a local cluster with authentication.
     cassandra_username: str | None = None
     cassandra_password: str | None = None
+    # Reading the secret(s): short timeouts and few attempts, so a missing endpoint or security
+    # group rule fails a cold start (or the schema custom resource) in seconds, not minutes.
+    cassandra_secret_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    cassandra_secret_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    cassandra_secret_max_attempts: int = Field(default=3, ge=1, le=10)  # in all, the first included
     cassandra_tls: bool = False
+    # The cluster's CA: a PEM file (shipped in the bundle) or a secret holding the PEM; neither
+    # means the system trust store (public CAs).
     cassandra_tls_ca_file: str | None = None
+    cassandra_tls_ca_secret_arn: str | None = None
+    cassandra_tls_hostname_check: HostnameCheck = "ip_san"
+    cassandra_tls_server_name: str | None = None
+    # None: the driver negotiates the highest version both sides speak.
+    cassandra_protocol_version: int | None = Field(
+        default=None, ge=min(PROTOCOL_VERSIONS), le=max(PROTOCOL_VERSIONS)
+    )
     cassandra_connect_timeout_seconds: float = 5.0
     cassandra_request_timeout_seconds: float = 5.0
 
@@ -108,6 +130,28 @@ class CassandraSettings(FunctionSettings):
             return [host.strip() for host in value.split(",") if host.strip()]
         return value
 
+    @field_validator("cassandra_protocol_version", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _tls_is_complete(self) -> CassandraSettings:
+        if not self.cassandra_tls:
+            return self
+        if self.cassandra_tls_hostname_check == "server_name" and not self.cassandra_tls_server_name:
+            raise ValueError(
+                "environment variable CASSANDRA_TLS_SERVER_NAME is not set "
+                "(needed with CASSANDRA_TLS_HOSTNAME_CHECK=server_name)"
+            )
+        has_ca = self.cassandra_tls_ca_file or self.cassandra_tls_ca_secret_arn
+        if self.cassandra_tls_hostname_check == "chain_only" and not has_ca:
+            raise ValueError(
+                "CASSANDRA_TLS_HOSTNAME_CHECK=chain_only needs the cluster's own CA "
+                "(CASSANDRA_TLS_CA_FILE or CASSANDRA_TLS_CA_SECRET_ARN)"
+            )
+        return self
+
 
 def load[SettingsT: FunctionSettings](model: type[SettingsT], **overrides: Any) -> SettingsT:
     try:
@@ -115,7 +159,10 @@ def load[SettingsT: FunctionSettings](model: type[SettingsT], **overrides: Any) 
     except ValidationError as error:
         problems = []
         for detail in error.errors(include_url=False, include_input=False):
-            variable = str(detail["loc"][0]).upper() if detail["loc"] else "?"
+            if not detail["loc"]:  # a check across fields: its message names the variables
+                problems.append(str(detail["msg"]).removeprefix("Value error, "))
+                continue
+            variable = str(detail["loc"][0]).upper()
             reason = "is not set" if detail["type"] == "missing" else f"is invalid: {detail['msg']}"
             problems.append(f"environment variable {variable} {reason}")
         raise SettingsError(f"{model.__name__}: " + "; ".join(problems)) from None

@@ -9,7 +9,7 @@ from cassandra import DriverException, RequestExecutionException
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.query import PreparedStatement
 
-from orderpipe_common.cassandra_session import consistency, run_with_reconnect
+from orderpipe_common.cassandra_session import CassandraConfigurationError, consistency, run_with_reconnect
 from orderpipe_common.errors import DomainError
 from orderpipe_common.model import Order
 from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
@@ -47,6 +47,13 @@ class CassandraOrderSource:
 
         try:
             return run_with_reconnect(self._settings, select)
-        except (NoHostAvailable, RequestExecutionException, DriverException, OSError) as error:
+        except (
+            NoHostAvailable,
+            RequestExecutionException,
+            DriverException,
+            OSError,
+            # A TLS or credentials mistake: logged with the setting to fix, answered like an outage.
+            CassandraConfigurationError,
+        ) as error:
             # The cause (driver error, host) goes to the log with the chained exception, not to callers.
             raise StoreUnavailableError("orders cannot be read right now; retry later") from error

@@ -30,12 +30,14 @@ def apply_schema(settings: SchemaSettings) -> MigrationReport:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request_type = event["RequestType"]
+    if event["RequestType"] == "Delete":
+        # Before anything can fail: a Delete must succeed even with a broken environment (else the
+        # stack is stuck in DELETE_FAILED / UPDATE_ROLLBACK_FAILED). The keyspace is kept.
+        physical_id = event.get("PhysicalResourceId") or "orderpipe-schema"
+        logger.info("stack deletion: keyspace kept", extra={"physical_resource_id": physical_id})
+        return {"PhysicalResourceId": physical_id}
     settings = load(SchemaSettings)
     physical_id = f"orderpipe-schema-{settings.cassandra_keyspace}"
-    if request_type == "Delete":
-        logger.info("stack deletion: keyspace kept", extra={"keyspace": settings.cassandra_keyspace})
-        return {"PhysicalResourceId": event.get("PhysicalResourceId", physical_id)}
     report = apply_schema(settings)
     return {
         "PhysicalResourceId": physical_id,
