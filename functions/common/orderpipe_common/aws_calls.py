@@ -55,7 +55,7 @@ def _client(service: str, read_timeout: float) -> Any:
 
 def read_timeout_within(deadline: Deadline, cap_seconds: float) -> float:
     """The largest read timeout whose attempt (connect + read) fits the cap and the time left."""
-    budget = deadline.timeout(cap_seconds)
+    budget = deadline.timeout(cap_seconds) + 0.02  # a budget of 1.0 s computed a moment ago still fits 1.0
     fitting = [step for step in TIMEOUT_STEPS_SECONDS if step + connect_timeout(step) <= budget]
     return fitting[-1] if fitting else TIMEOUT_STEPS_SECONDS[0]
 

@@ -12,6 +12,9 @@ from typing import Any
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineTuning:
+    # Function timeouts (the API functions answer within their own, shorter answer budgets)
+    ingest_timeout_seconds: int = 10
+    reader_timeout_seconds: int = 10
     # Event source mapping: SQS -> writer
     writer_batch_size: int = 100
     writer_batching_window_seconds: int = 1
