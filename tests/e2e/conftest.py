@@ -15,11 +15,13 @@ from orderpipe_devenv.processes import free_port
 from orderpipe_devenv.runtime.pipeline import LocalProducer, LocalRuntime, RuntimeConfig
 from orderpipe_testkit.auth import for_producer
 
-# Short timings so redelivery and the DLQ are observable in seconds: visibility 6 s, 2 receives;
+# Short timings so redelivery and the DLQ are observable in seconds: a 2 s writer (visibility 12 s),
+# 2 receives, the age alarm at 5 s;
 # authorizer decisions cached for 2 s, so a revocation shows within the test.
 E2E_TUNING = DEFAULT_TUNING.with_overrides(
     {
-        "writer_timeout_seconds": 1,
+        "writer_timeout_seconds": 2,
+        "alarm_oldest_message_age_seconds": 5,
         "max_receive_count": 2,
         "writer_batching_window_seconds": 1,
         "authorizer_cache_ttl_seconds": 2,

@@ -174,12 +174,14 @@ class LocalRuntime(Started):
                 name="ingest",
                 handler=catalog.handler_path("ingest"),
                 concurrency=config.ingest_concurrency,
+                timeout_seconds=tuning.ingest_timeout_seconds,
                 environment=self._function_env("ingest", resources.ingest_environment()),
             ),
             "reader": LocalFunction(
                 name="reader",
                 handler=catalog.handler_path("reader"),
                 concurrency=config.reader_concurrency,
+                timeout_seconds=tuning.reader_timeout_seconds,
                 environment=self._function_env(
                     "reader",
                     {
@@ -195,6 +197,7 @@ class LocalRuntime(Started):
                 name="writer",
                 handler=catalog.handler_path("writer"),
                 concurrency=tuning.writer_max_concurrency,
+                timeout_seconds=tuning.writer_timeout_seconds,
                 environment=self._function_env("writer", cassandra),
             ),
         }

@@ -26,9 +26,15 @@ from orderpipe_testkit.auth import for_producer
 
 log = logging.getLogger("orderpipe.drills")
 
-# Short timings, as in the e2e tests: visibility 6 s, the DLQ after 2 receives.
+# Short timings, as in the e2e tests: a 2 s writer (visibility 12 s), the DLQ after 2 receives (an
+# outage budget of 12 s, the age alarm at 5 s).
 SHORT_TUNING = DEFAULT_TUNING.with_overrides(
-    {"writer_timeout_seconds": 1, "max_receive_count": 2, "writer_batching_window_seconds": 1}
+    {
+        "writer_timeout_seconds": 2,
+        "max_receive_count": 2,
+        "writer_batching_window_seconds": 1,
+        "alarm_oldest_message_age_seconds": 5,
+    }
 )
 DRILL_PREFIX = "orderpipe-drill"
 
