@@ -98,8 +98,12 @@ class LocalRuntime(Started):
         cassandra_env: dict[str, str],
         aws_endpoint_url: str,
         sqs_endpoint_url: str | None = None,
+        network_env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        # Where the functions reach their dependencies when not where the runtime itself does (through
+        # Toxiproxy: orderpipe_devenv.runtime.faults); applied over every function's environment.
+        self.network_env = dict(network_env or {})
         self.cassandra_env = {
             **cassandra_env,
             **CassandraSettings.environment(cassandra_keyspace=config.keyspace),
@@ -148,6 +152,7 @@ class LocalRuntime(Started):
                 powertools_metrics_disabled=True,
             ),
             **extra,
+            **self.network_env,
         }
 
     def start(self) -> None:
