@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -59,19 +60,21 @@ def _initialize(handler_path: str, function_name: str, environment: Mapping[str,
     _function_name = function_name
 
 
-def _invoke(event: dict[str, Any], timeout_seconds: float) -> Any:
+def _invoke(event: dict[str, Any], timeout_seconds: float) -> tuple[Any, float]:
+    """(the handler's answer, or the timed-out marker; the seconds it ran)."""
     assert _handler is not None
     context = LocalLambdaContext(function_name=_function_name, timeout_seconds=timeout_seconds)
     previous = signal.signal(signal.SIGALRM, _interrupt)
+    started = time.monotonic()
     signal.setitimer(signal.ITIMER_REAL, timeout_seconds)
     try:
-        return _handler(event, context)
+        return _handler(event, context), time.monotonic() - started
     except _Interrupted:
         # Lambda ends the execution environment; the closest here is to forget what it built.
         from orderpipe_common import per_process
 
         per_process.reset()
-        return _TIMED_OUT
+        return _TIMED_OUT, time.monotonic() - started
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -95,6 +98,7 @@ class LocalFunction:
         self.concurrency = concurrency
         self.timeout_seconds = timeout_seconds
         self.timeouts = 0  # invocations that ran into the timeout
+        self.slowest_seconds = 0.0  # the longest an invocation ran (not counting its wait for a free worker)
         self._lock = threading.Lock()
         self._pool = self._new_pool()
 
@@ -121,13 +125,15 @@ class LocalFunction:
     def invoke(self, event: dict[str, Any]) -> Any:
         pool = self._pool
         try:
-            result = pool.submit(_invoke, event, self.timeout_seconds).result()
+            result, seconds = pool.submit(_invoke, event, self.timeout_seconds).result()
         except BrokenProcessPool:
             # An environment died (killed, out of memory): Lambda would start a new one.
             with self._lock:
                 if self._pool is pool:
                     self._pool = self._new_pool()
             raise
+        with self._lock:
+            self.slowest_seconds = max(self.slowest_seconds, seconds)
         if isinstance(result, str) and result == _TIMED_OUT:
             with self._lock:
                 self.timeouts += 1

@@ -153,7 +153,7 @@ def drill_runtime(
                 log.info("drill %s: runtime up in %.1f s", name, time.monotonic() - started)
                 yield runtime
         finally:
-            _close_row_session(keyspace)
+            close_row_session(keyspace)
 
 
 def api_client(runtime: LocalRuntime, timeout: float = 10) -> httpx.Client:
@@ -229,7 +229,8 @@ def _row_session(runtime: LocalRuntime) -> Any:
     return _row_sessions[keyspace][1]
 
 
-def _close_row_session(keyspace: str) -> None:
+def close_row_session(keyspace: str) -> None:
+    """Close the assertion session of a drill's keyspace (when its runtime stops)."""
     cluster, _session = _row_sessions.pop(keyspace, (None, None))
     if cluster is not None:
         cluster.shutdown()

@@ -31,6 +31,18 @@ from orderpipe_testkit.drills.common import (
 REPLICATION: dict[str, str | int] = {"class": "NetworkTopologyStrategy", local_cassandra.LOCAL_DC: 3}
 
 
+def endpoint_of(cluster: local_cassandra.CassandraCluster) -> CassandraEndpoint:
+    """Where an embedded cluster started here is."""
+    return CassandraEndpoint(
+        contact_points=tuple(cluster.contact_points),
+        port=cluster.port,
+        local_dc=cluster.local_dc,
+        username=None,
+        password=None,
+        source="embedded",
+    )
+
+
 def three_node_settings() -> local_cassandra.ClusterSettings:
     return local_cassandra.ClusterSettings(
         nodes=3, cql_port=free_port(), storage_port=free_port(), jmx_port=free_port()
@@ -49,14 +61,7 @@ def replication(
     """Run the drill on a started 3-node `cluster` (LOCAL_QUORUM = 2 of 3 replicas)."""
     report = DrillReport("replication")
     started = time.monotonic()
-    endpoint = CassandraEndpoint(
-        contact_points=tuple(cluster.contact_points),
-        port=cluster.port,
-        local_dc=cluster.local_dc,
-        username=None,
-        password=None,
-        source="embedded",
-    )
+    endpoint = endpoint_of(cluster)
     outage = ClusterOutage(cluster, [node_to_stop])
     max_requests = int(rate_per_second * (before_seconds + down_seconds + after_seconds + 120))
     with drill_runtime(endpoint, name="replication", replication=REPLICATION) as runtime:
