@@ -43,6 +43,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when `host:port` can be bound right now (nobody listens there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def find_java() -> str:
     """`$JAVA_HOME/bin/java`, else `java` on PATH."""
     java_home = os.environ.get("JAVA_HOME")

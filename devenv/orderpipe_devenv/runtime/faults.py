@@ -22,13 +22,12 @@ the proxies on the same port every connection, to every node, goes through a pro
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from orderpipe_common.settings import CassandraSettings
-from orderpipe_devenv.processes import free_port
+from orderpipe_devenv.processes import free_port, port_free
 from orderpipe_devenv.toxiproxy import Proxy, Toxic, ToxiproxyClient, ToxiproxyError
 
 DEPENDENCIES = ("cassandra", "sqs", "dynamodb")
@@ -175,15 +174,6 @@ def _free_port_on(hosts: Sequence[str], attempts: int = 20) -> int:
     """A port nobody listens on at any of `hosts` (loopback addresses) right now."""
     for _ in range(attempts):
         port = free_port(hosts[0])
-        if all(_bindable(host, port) for host in hosts[1:]):
+        if all(port_free(port, host) for host in hosts[1:]):
             return port
     raise RuntimeError(f"no port free on all of {', '.join(hosts)} after {attempts} tries")
-
-
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
