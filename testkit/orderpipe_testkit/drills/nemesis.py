@@ -182,6 +182,7 @@ class Nemesis:
         self.cluster = cluster
         self._rng = random.Random(rng_seed)
         self.injected: list[InjectedFault] = []
+        self.problems: list[str] = []  # what the nemesis itself could not do (the drill is then void)
 
     def run(self, schedule: Sequence[PlannedFault], *, started: float, until: float) -> None:
         for fault in schedule:
@@ -208,9 +209,22 @@ class Nemesis:
                     time.sleep(fault.seconds)
                 finally:
                     heal(proxies)
+        except Exception as error:  # the drill goes on; the report says what could not be done
+            record.note = f"the nemesis failed: {type(error).__name__}: {str(error)[:200]}"
+            self.problems.append(f"{fault.describe()}: {record.note}")
         finally:
             record.ended = time.monotonic() - started
         return record
+
+    def restart_stopped_nodes(self) -> None:
+        if self.cluster is None:
+            return
+        for index, node in enumerate(self.cluster.nodes, start=1):
+            if not node.is_running():
+                try:
+                    self._start_node(index)
+                except Exception as error:
+                    self.problems.append(f"node {index} could not be started again: {error}")
 
     def _kill_writer(self) -> str:
         pids = self.runtime.functions["writer"].worker_pids()
@@ -228,8 +242,20 @@ class Nemesis:
         node.kill()
         time.sleep(down_seconds)
         restarted = time.monotonic()
-        self.cluster.start_node(index)
+        self._start_node(index)
         return f"SIGKILLed node {index} (pid {pid}); started again in {time.monotonic() - restarted:.0f} s"
+
+    def _start_node(self, index: int, attempts: int = 3) -> None:
+        assert self.cluster is not None
+        for attempt in range(1, attempts + 1):
+            try:
+                self.cluster.start_node(index)
+                return
+            except Exception:
+                if attempt == attempts:
+                    raise
+                log.warning("node %d did not start (attempt %d); trying again in 5 s", index, attempt)
+                time.sleep(5)
 
 
 # --- the load ----------------------------------------------------------------------------------------
@@ -581,13 +607,11 @@ def run_nemesis(
             nemesis.run(schedule, started=started, until=seconds)
         finally:
             heal(proxies.all)
-            if cluster is not None:
-                for index, node in enumerate(cluster.nodes, start=1):
-                    if not node.is_running():
-                        cluster.start_node(index)
+            nemesis.restart_stopped_nodes()
             readers.stop()
             producers.stop(timeout=GIVE_UP_SECONDS + CLIENT_TIMEOUT_SECONDS)
         report.faults = nemesis.injected
+        report.failures += nemesis.problems
         load_seconds = time.monotonic() - started
         _check(report, runtime, recorder, tuning=runtime.config.tuning)
         report.details["load"] = (

@@ -11,7 +11,7 @@ import time
 
 from orderpipe_devenv import cassandra as local_cassandra
 from orderpipe_devenv.cassandra.source import CassandraEndpoint
-from orderpipe_devenv.processes import find_java, free_port, port_free
+from orderpipe_devenv.processes import find_java, stable_port
 from orderpipe_ops.queues import dlq_depth, redrive
 from orderpipe_testkit.drills.common import (
     ClusterOutage,
@@ -44,18 +44,10 @@ def endpoint_of(cluster: local_cassandra.CassandraCluster) -> CassandraEndpoint:
 
 
 def three_node_settings() -> local_cassandra.ClusterSettings:
-    # Node i's JMX listens on jmx_port + i - 1: three consecutive ports must be free.
+    # Ports a node killed and started again finds free (node i's JMX listens on jmx_port + i - 1).
     return local_cassandra.ClusterSettings(
-        nodes=3, cql_port=free_port(), storage_port=free_port(), jmx_port=_free_ports_in_a_row(3)
+        nodes=3, cql_port=stable_port(), storage_port=stable_port(), jmx_port=stable_port(count=3)
     )
-
-
-def _free_ports_in_a_row(count: int, attempts: int = 50) -> int:
-    for _ in range(attempts):
-        first = free_port()
-        if all(port_free(first + offset) for offset in range(1, count)):
-            return first
-    raise RuntimeError(f"no {count} free ports in a row after {attempts} tries")
 
 
 def replication(
