@@ -148,7 +148,7 @@ def plan(
             size = rng.choice(SIZES[kind]) if kind in SIZES else None
             fault = PlannedFault(at, kind, target, round(rng.uniform(3, 12), 1), size)
         faults.append(fault)
-        at += fault.seconds + rng.uniform(2, 8)
+        at = round(at + fault.seconds + rng.uniform(2, 8), 1)
     return faults
 
 
