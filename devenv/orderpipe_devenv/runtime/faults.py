@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from orderpipe_common.settings import CassandraSettings
-from orderpipe_devenv.processes import free_port, port_free
+from orderpipe_devenv.processes import port_free, stable_port
 from orderpipe_devenv.toxiproxy import Proxy, Toxic, ToxiproxyClient, ToxiproxyError
 
 DEPENDENCIES = ("cassandra", "sqs", "dynamodb")
@@ -105,8 +105,12 @@ class FaultProxies:
         return cls(
             client=client,
             cassandra=cassandra,
-            sqs=client.create_proxy("sqs", upstream=_host_port(sqs_endpoint_url)),
-            dynamodb=client.create_proxy("dynamodb", upstream=_host_port(dynamodb_endpoint_url)),
+            sqs=client.create_proxy(
+                "sqs", upstream=_host_port(sqs_endpoint_url), listen=f"127.0.0.1:{stable_port()}"
+            ),
+            dynamodb=client.create_proxy(
+                "dynamodb", upstream=_host_port(dynamodb_endpoint_url), listen=f"127.0.0.1:{stable_port()}"
+            ),
         )
 
     def function_env(self) -> dict[str, str]:
@@ -171,9 +175,10 @@ def _host_port(endpoint_url: str) -> str:
 
 
 def _free_port_on(hosts: Sequence[str], attempts: int = 20) -> int:
-    """A port nobody listens on at any of `hosts` (loopback addresses) right now."""
+    """A port nobody listens on at any of `hosts` (loopback addresses) right now, outside the
+    ephemeral range: a proxy taken `down` listens on it again when it comes back up."""
     for _ in range(attempts):
-        port = free_port(hosts[0])
+        port = stable_port(hosts[0])
         if all(port_free(port, host) for host in hosts[1:]):
             return port
     raise RuntimeError(f"no port free on all of {', '.join(hosts)} after {attempts} tries")
