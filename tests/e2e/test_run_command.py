@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,16 @@ pytestmark = pytest.mark.cassandra
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
+
+
+def run_env(cassandra_endpoint: Any) -> dict[str, str]:
+    """Our environment, pointed at this session's Cassandra (as a user with a cluster would)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_", "ORDERPIPE_TOX"))},
+        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
+        "CASSANDRA_PORT": str(cassandra_endpoint.port),
+        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
+    }
 
 
 def run_use_and_stop(
@@ -161,12 +172,7 @@ def _readme_and_banner_commands_work(text: str, tmp_path: Path) -> None:
 
 def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
     # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
-        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
-        "CASSANDRA_PORT": str(cassandra_endpoint.port),
-        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
-    }
+    env = run_env(cassandra_endpoint)
     # When its curls, the README's commands and the operator commands it prints are used, Then they work
     run_use_and_stop(
         env,
@@ -191,12 +197,7 @@ def test_orderpipe_run_with_cassandra_tls_runs_the_pipeline_over_tls_and_passwor
 
 def test_orderpipe_run_faults_prints_fault_commands_that_work(cassandra_endpoint, tmp_path):
     # Given `orderpipe run --faults` on this session's Cassandra
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_", "ORDERPIPE_TOX"))},
-        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
-        "CASSANDRA_PORT": str(cassandra_endpoint.port),
-        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
-    }
+    env = run_env(cassandra_endpoint)
     toxiproxy_ports: list[int] = []
 
     def inject_by_hand(text: str) -> None:

@@ -230,15 +230,20 @@ def test_reader_under_latency_answers_200_with_the_order(reader_env, dependency,
 # --- writer ---------------------------------------------------------------------------------------------
 
 
+def write_black_holed(proxied: Proxied, orders: list[Order]) -> tuple[dict[str, Any], float]:
+    """The writer's answer to a batch with Cassandra black-holed, and the seconds it had left then."""
+    context = LocalLambdaContext(timeout_seconds=DEFAULT_TUNING.writer_timeout_seconds)
+    with proxied.cassandra.toxic(BLACK_HOLE):
+        response = write_batch(orders, context)
+        return response, context.get_remaining_time_in_millis() / 1000
+
+
 def test_writer_with_cassandra_black_holed_reports_every_record_2_s_before_its_timeout(proxied):
     # Given a writer with a session
     stored_and_warm(make_order(7100))
     orders = make_orders(20, start=7110)
     # When Cassandra accepts connections but never answers, and a batch arrives
-    context = LocalLambdaContext(timeout_seconds=DEFAULT_TUNING.writer_timeout_seconds)
-    with proxied.cassandra.toxic(BLACK_HOLE):
-        response = write_batch(orders, context)
-        left = context.get_remaining_time_in_millis() / 1000
+    response, left = write_black_holed(proxied, orders)
     # Then every record is in batchItemFailures, answered at least 2 s before the function's timeout
     assert len(response["batchItemFailures"]) == len(orders)
     assert left >= WRITER_MARGIN_SECONDS
@@ -250,11 +255,8 @@ def test_writer_with_cassandra_black_holed_reports_every_record_2_s_before_its_t
 def test_writer_cold_start_with_cassandra_black_holed_reports_every_record_before_its_timeout(proxied):
     # Given a writer process with no session yet, and Cassandra black-holed
     orders = make_orders(5, start=7200)
-    context = LocalLambdaContext(timeout_seconds=DEFAULT_TUNING.writer_timeout_seconds)
-    with proxied.cassandra.toxic(BLACK_HOLE):
-        # When a batch arrives
-        response = write_batch(orders, context)
-        left = context.get_remaining_time_in_millis() / 1000
+    # When a batch arrives
+    response, left = write_black_holed(proxied, orders)
     # Then the connect does not outlast the function: every record is reported, 2 s to spare
     assert len(response["batchItemFailures"]) == len(orders)
     assert left >= WRITER_MARGIN_SECONDS

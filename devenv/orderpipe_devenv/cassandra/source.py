@@ -146,6 +146,18 @@ def _from_container() -> Iterator[ProvidedCassandra]:
         container.stop()
 
 
+def embedded_endpoint(cluster: local_cassandra.CassandraCluster) -> CassandraEndpoint:
+    """Where an embedded cluster started here listens."""
+    return CassandraEndpoint(
+        contact_points=tuple(cluster.contact_points),
+        port=cluster.port,
+        local_dc=cluster.local_dc,
+        username=None,
+        password=None,
+        source="embedded",
+    )
+
+
 @contextmanager
 def _from_embedded_node(
     settings: local_cassandra.ClusterSettings, *, secured: bool = False
@@ -176,14 +188,7 @@ def _from_embedded_node(
         except local_cassandra.CassandraError as error:
             raise CassandraUnavailableError(f"the embedded node did not start: {error}") from error
         stack.callback(cluster.stop)
-        endpoint = CassandraEndpoint(
-            contact_points=tuple(cluster.contact_points),
-            port=cluster.port,
-            local_dc=cluster.local_dc,
-            username=None,
-            password=None,
-            source="embedded",
-        )
+        endpoint = embedded_endpoint(cluster)
         if material is not None:
             endpoint = replace(
                 endpoint,

@@ -151,11 +151,12 @@ def _nemesis(args: argparse.Namespace, console: Any) -> int:
     with ExitStack() as stack:
         if args.nodes == 3:
             from orderpipe_devenv import cassandra as local_cassandra
-            from orderpipe_testkit.drills.replication import REPLICATION, endpoint_of, three_node_settings
+            from orderpipe_devenv.cassandra.source import embedded_endpoint
+            from orderpipe_testkit.drills.replication import REPLICATION, three_node_settings
 
             with console.status("starting three Cassandra nodes (about a minute)"):
                 cluster: Any = stack.enter_context(local_cassandra.running_cluster(three_node_settings()))
-            endpoint: Any = endpoint_of(cluster)
+            endpoint: Any = embedded_endpoint(cluster)
             replication: dict[str, str | int] | None = REPLICATION
         else:
             try:

@@ -59,6 +59,8 @@ from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
 from orderpipe_devenv.toxiproxy import ToxiproxyServer
 from orderpipe_testkit.drills.common import (
     CassandraEndpointLike,
+    DrillReport,
+    api_client,
     close_row_session,
     dlq_contents,
     queue_counts,
@@ -308,7 +310,7 @@ class Producers:
     def __init__(
         self, runtime: LocalRuntime, recorder: Recorder, *, rate: float, workers: int, seed: int, run: str
     ) -> None:
-        self._url, self._key = runtime.url, runtime.config.api_key
+        self._runtime = runtime
         self._recorder = recorder
         self._interval = 1 / rate
         self._seed, self._run = seed, run
@@ -341,9 +343,7 @@ class Producers:
         return None if self._stop.is_set() else number
 
     def _work(self) -> None:
-        with httpx.Client(
-            base_url=self._url, headers={"x-api-key": self._key}, timeout=CLIENT_TIMEOUT_SECONDS
-        ) as http:
+        with api_client(self._runtime, timeout=CLIENT_TIMEOUT_SECONDS) as http:
             while (number := self._take()) is not None:
                 if number % 10 == 9:  # every tenth request a batch of three
                     numbers = [number * 10 + i for i in range(3)]
@@ -410,7 +410,7 @@ class Readers:
     """GETs of accepted orders meanwhile: a 200 must carry exactly the posted order."""
 
     def __init__(self, runtime: LocalRuntime, recorder: Recorder, *, rate: float, seed: int) -> None:
-        self._url, self._key = runtime.url, runtime.config.api_key
+        self._runtime = runtime
         self._recorder = recorder
         self._interval = 1 / rate
         self._rng = random.Random(seed)
@@ -425,9 +425,7 @@ class Readers:
         self._thread.join(timeout=CLIENT_TIMEOUT_SECONDS + 5)
 
     def _work(self) -> None:
-        with httpx.Client(
-            base_url=self._url, headers={"x-api-key": self._key}, timeout=CLIENT_TIMEOUT_SECONDS
-        ) as http:
+        with api_client(self._runtime, timeout=CLIENT_TIMEOUT_SECONDS) as http:
             while not self._stop.wait(self._interval):
                 with self._recorder.lock:
                     if not self._recorder.accepted:
@@ -457,35 +455,24 @@ def read_and_check(
 
 
 @dataclass
-class NemesisReport:
-    seed: int
-    minutes: float
-    nodes: int
-    sent: int = 0  # orders posted
-    accepted: int = 0
-    readable: int = 0
-    in_dlq: int = 0
-    lost: int = 0
+class NemesisReport(DrillReport):
+    """A drill report (sent = orders posted) with what the nemesis adds."""
+
+    name: str = "nemesis"
+    seed: int = 0
+    minutes: float = 0.0
+    nodes: int = 1
     duplicated: int = 0
     late_answers: int = 0
     faults: list[InjectedFault] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
     def counts(self) -> dict[str, int]:
-        return {
-            "sent": self.sent,
-            "accepted": self.accepted,
-            "readable": self.readable,
-            "in_dlq": self.in_dlq,
-            "lost": self.lost,
-            "duplicated": self.duplicated,
-            "late_answers": self.late_answers,
-        }
+        return {**super().counts(), "duplicated": self.duplicated, "late_answers": self.late_answers}
 
     def line(self) -> str:
         counts = "  ".join(f"{name.replace('_', ' ')}={value}" for name, value in self.counts().items())
@@ -511,6 +498,7 @@ class NemesisReport:
             "minutes": self.minutes,
             "nodes": self.nodes,
             **self.counts(),
+            "seconds": round(self.seconds, 1),
             "passed": self.passed,
             "failures": self.failures,
             "faults_injected": len(self.faults),
@@ -592,6 +580,7 @@ def run_nemesis(
     schedule = plan(seed=seed, seconds=seconds, nodes=nodes, kill_nodes=cluster is not None)
     load_before = os.getloadavg()
     run = uuid.uuid4().hex[:6]
+    drill_started = time.monotonic()
     with nemesis_runtime(cassandra, contact_points=contact_points, port=port, replication=replication) as (
         runtime,
         proxies,
@@ -617,6 +606,7 @@ def run_nemesis(
         report.details["load"] = (
             f"{load_seconds:.0f} s at {rate:g} requests/s, {len(recorder.attempts)} requests"
         )
+        report.seconds = time.monotonic() - drill_started
         report.details["machine load average (1 min) before / after"] = (
             f"{load_before[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
@@ -718,11 +708,7 @@ def _verify_readable(
     pending = dict(accepted)
     deadline = time.monotonic() + 120
     with (
-        httpx.Client(
-            base_url=runtime.url,
-            headers={"x-api-key": runtime.config.api_key},
-            timeout=CLIENT_TIMEOUT_SECONDS,
-        ) as http,
+        api_client(runtime, timeout=CLIENT_TIMEOUT_SECONDS) as http,
         ThreadPoolExecutor(4) as pool,
     ):
         while pending and time.monotonic() < deadline:

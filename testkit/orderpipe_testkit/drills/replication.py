@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 from orderpipe_devenv import cassandra as local_cassandra
-from orderpipe_devenv.cassandra.source import CassandraEndpoint
+from orderpipe_devenv.cassandra.source import embedded_endpoint
 from orderpipe_devenv.processes import find_java, stable_port
 from orderpipe_ops.queues import dlq_depth, redrive
 from orderpipe_testkit.drills.common import (
@@ -29,18 +29,6 @@ from orderpipe_testkit.drills.common import (
 )
 
 REPLICATION: dict[str, str | int] = {"class": "NetworkTopologyStrategy", local_cassandra.LOCAL_DC: 3}
-
-
-def endpoint_of(cluster: local_cassandra.CassandraCluster) -> CassandraEndpoint:
-    """Where an embedded cluster started here is."""
-    return CassandraEndpoint(
-        contact_points=tuple(cluster.contact_points),
-        port=cluster.port,
-        local_dc=cluster.local_dc,
-        username=None,
-        password=None,
-        source="embedded",
-    )
 
 
 def three_node_settings() -> local_cassandra.ClusterSettings:
@@ -62,7 +50,7 @@ def replication(
     """Run the drill on a started 3-node `cluster` (LOCAL_QUORUM = 2 of 3 replicas)."""
     report = DrillReport("replication")
     started = time.monotonic()
-    endpoint = endpoint_of(cluster)
+    endpoint = embedded_endpoint(cluster)
     outage = ClusterOutage(cluster, [node_to_stop])
     max_requests = int(rate_per_second * (before_seconds + down_seconds + after_seconds + 120))
     with drill_runtime(endpoint, name="replication", replication=REPLICATION) as runtime:
