@@ -161,13 +161,16 @@ def run_idempotently(
         return idempotent.run(
             request={"producer": producer, "route": route, "key": key, "body": body}, operation=guarded
         )
-    except IdempotencyPersistenceLayerError:
+    except IdempotencyPersistenceLayerError as error:
         if answered:  # the work is done (the order is queued); only remembering the answer failed
-            logger.warning("answer not recorded under the idempotency key; it expires at the deadline")
+            logger.warning(
+                "answer not recorded under the idempotency key; it expires at the deadline", exc_info=error
+            )
             return answered[-1]
+        # Chained, so the log names the store's error (a timeout, a refusal); the answer does not.
         raise IdempotencyStoreUnavailableError(
             "the idempotency store is unavailable; nothing was accepted, retry later"
-        ) from None
+        ) from error
     except IdempotencyValidationError:
         raise IdempotencyKeyReusedError(
             f"this {IDEMPOTENCY_HEADER} was already used with a different body; use a new key for a new request",
