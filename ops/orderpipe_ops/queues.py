@@ -185,8 +185,9 @@ class QueueBudget:
 
     visibility_timeout_seconds: int
     max_receive_count: int | None  # None: the queue has no redrive policy
-    queue_retention_seconds: int
-    dlq_retention_seconds: int
+    # None: the endpoint does not say (ElasticMQ keeps messages until deleted and reports no retention).
+    queue_retention_seconds: int | None
+    dlq_retention_seconds: int | None
 
     @property
     def outage_budget_seconds(self) -> int | None:
@@ -206,11 +207,12 @@ class QueueBudget:
         budget = self.outage_budget_seconds
         if budget is None:
             found.append("no redrive policy: failed orders are retried until the queue's retention ends")
-        elif budget >= self.queue_retention_seconds:
+        elif self.queue_retention_seconds is not None and budget >= self.queue_retention_seconds:
             found.append(
                 "the queue's retention is shorter than the outage budget: orders expire before the DLQ"
             )
-        if self.queue_retention_seconds >= self.dlq_retention_seconds:
+        queue_keeps, dlq_keeps = self.queue_retention_seconds, self.dlq_retention_seconds
+        if queue_keeps is not None and dlq_keeps is not None and queue_keeps >= dlq_keeps:
             found.append(
                 "the queue keeps messages as long as the DLQ or longer: a message keeps its enqueue time "
                 "when it moves, so its time in the queue comes off its time in the DLQ"
@@ -238,9 +240,13 @@ def queue_budget(sqs: Any, queues: QueuePair) -> QueueBudget:
     return QueueBudget(
         visibility_timeout_seconds=int(queue["VisibilityTimeout"]),
         max_receive_count=int(json.loads(policy)["maxReceiveCount"]) if policy else None,
-        queue_retention_seconds=int(queue["MessageRetentionPeriod"]),
-        dlq_retention_seconds=int(dlq["MessageRetentionPeriod"]),
+        queue_retention_seconds=_seconds(queue.get("MessageRetentionPeriod")),
+        dlq_retention_seconds=_seconds(dlq.get("MessageRetentionPeriod")),
     )
+
+
+def _seconds(value: str | None) -> int | None:
+    return int(value) if value is not None else None
 
 
 @dataclass(frozen=True)

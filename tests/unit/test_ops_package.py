@@ -66,3 +66,16 @@ def test_the_outage_budget_is_computed_as_the_tuning_computes_it():
         )
         # Then the operator's figure and the stack's agree
         assert budget.outage_budget_seconds == tuning.outage_budget_seconds(receives, visibility)
+
+
+def test_a_budget_without_retentions_still_states_the_outage_budget():
+    # Given an endpoint that reports no retention (ElasticMQ keeps messages until deleted)
+    budget = queues.QueueBudget(
+        visibility_timeout_seconds=180,
+        max_receive_count=21,
+        queue_retention_seconds=None,
+        dlq_retention_seconds=None,
+    )
+    # Then the outage budget is known and nothing is flagged for want of a retention
+    assert budget.outage_budget_seconds == 3600
+    assert budget.problems(age_alarm_seconds=300) == []

@@ -197,6 +197,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def _retention(seconds: int | None) -> str:
+    return _duration(seconds) if seconds is not None else "not reported by this endpoint"
+
+
 def _print_budget(console: Any, status: Any) -> None:
     budget = status.budget
     if budget.outage_budget_seconds is not None:
@@ -207,8 +211,8 @@ def _print_budget(console: Any, status: Any) -> None:
             highlight=False,
         )
     console.print(
-        f"retention: queue {_duration(budget.queue_retention_seconds)}, "
-        f"DLQ {_duration(budget.dlq_retention_seconds)}",
+        f"retention: queue {_retention(budget.queue_retention_seconds)}, "
+        f"DLQ {_retention(budget.dlq_retention_seconds)}",
         highlight=False,
     )
     for problem in status.budget_problems:
