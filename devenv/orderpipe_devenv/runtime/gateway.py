@@ -143,9 +143,19 @@ class ApiGatewayEmulator:
         return int(response["statusCode"]), response_headers, (response.get("body") or "").encode()
 
     def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
-        for route in self.routes:
-            parameters = route.match(method, path)
-            if parameters is not None:
+        # As API Gateway: the path selects one resource, a literal segment before a {parameter}
+        # (GET /orders/batch is the batch resource, not an order id), then the method one of its
+        # routes; a resource without that method is a 403 like an unknown path.
+        candidates = [
+            (route, parameters)
+            for route in self.routes
+            if (parameters := match_resource(route.resource, path)) is not None
+        ]
+        if not candidates:
+            return None, {}
+        resource = min((route.resource for route, _ in candidates), key=_parameter_segments)
+        for route, parameters in candidates:
+            if route.resource == resource and route.method == method:
                 return route, parameters
         return None, {}
 
@@ -175,7 +185,8 @@ class ApiGatewayEmulator:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
                 log.info(
                     "%s %s -> %d in %.1f ms",
                     self.command,
@@ -184,12 +195,22 @@ class ApiGatewayEmulator:
                     (time.perf_counter() - started) * 1000,
                 )
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+            def __getattr__(self, name: str) -> Any:
+                # Every method (QUERY, TRACE, ... too) goes through the route table, and one without a
+                # route gets API Gateway's 403, not http.server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # one line per request is logged by _serve
 
         return RequestHandler
+
+
+def _parameter_segments(resource: str) -> tuple[bool, ...]:
+    """Sort key: at the first segment where two resources differ, the literal one is more specific."""
+    return tuple(segment.startswith("{") for segment in resource.strip("/").split("/"))
 
 
 def _gateway_error(
