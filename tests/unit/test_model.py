@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from orderpipe_common.envelope import (
     CURRENT_SCHEMA_VERSION,
+    OrderEnvelopeV2,
     UnreadableMessageError,
     parse_envelope,
     wrap,
@@ -311,7 +312,7 @@ def test_every_character_of_free_text_reaches_the_queue_and_comes_back_the_same(
 ) -> None:
     # Given an order whose free-text field holds the characters SQS refuses and other awkward ones
     text = "x" + SQS_REFUSED + AWKWARD
-    order = Order.accept(OrderRequest.model_validate(with_text(path, text)))
+    order = Order.accept(OrderRequest.model_validate(with_text(path, text)), producer="acme")
     # When it is wrapped for the queue
     body = wrap(order)
     # Then the message body is ASCII that SQS takes, and the writer reads back the same text
@@ -326,9 +327,10 @@ def test_every_character_of_free_text_reaches_the_queue_and_comes_back_the_same(
 def test_an_envelope_written_before_the_escaping_is_still_read() -> None:
     # Given a message an older ingest wrote: raw UTF-8 JSON, non-ASCII characters unescaped
     order = Order.accept(
-        OrderRequest.model_validate(with_text(("client_reference",), "caf\u00e9 \U0001f4a5"))
+        OrderRequest.model_validate(with_text(("client_reference",), "caf\u00e9 \U0001f4a5")),
+        producer="acme",
     )
-    old_body = OrderEnvelopeV1(order=order).model_dump_json()
+    old_body = OrderEnvelopeV2(order=order).model_dump_json()
     assert not old_body.isascii()
     # When a writer reads it, Then it gets the same order as from the escaped form
     assert parse_envelope(old_body) == parse_envelope(wrap(order)) == order
@@ -365,7 +367,7 @@ def test_a_maximal_order_fits_the_body_limit_and_ten_of_its_envelopes_one_send_b
     # Then a producer's ASCII JSON of it is within the single-order body limit...
     assert len(json.dumps(request.model_dump(mode="json")).encode()) <= MAX_ORDER_BODY_BYTES
     # ...and ten envelopes fit one SendMessageBatch call (256 KiB), as the publisher sends them
-    assert 10 * len(wrap(Order.accept(request)).encode()) <= 256 * 1024
+    assert 10 * len(wrap(Order.accept(request, producer="acme")).encode()) <= 256 * 1024
 
 
 @pytest.mark.parametrize(
@@ -380,7 +382,7 @@ def test_a_maximal_order_fits_the_body_limit_and_ten_of_its_envelopes_one_send_b
     ],
 )
 def test_a_price_is_stored_and_answered_in_its_plain_spelling(sent: Any, stored: str) -> None:
-    order = Order.accept(OrderRequest.model_validate(with_item(unit_price=sent)))
+    order = Order.accept(OrderRequest.model_validate(with_item(unit_price=sent)), producer="acme")
     assert json.loads(order.model_dump_json())["items"][0]["unit_price"] == stored
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from orderpipe_common.currencies import ISO_4217_CODES
 from orderpipe_common.http import GATEWAY_ERROR_STATUSES, BadRequestError
-from orderpipe_common.model import MAX_LINE_ITEMS_PER_ORDER, MAX_ORDERS_PER_BATCH, LineItem
+from orderpipe_common.model import MAX_LINE_ITEMS_PER_ORDER, MAX_ORDERS_PER_BATCH, LineItem, OrderRequest
 from orderpipe_devenv.openapi import DEFAULT_OUTPUT, REGENERATE_COMMAND, generate
 from orderpipe_ingest.idempotency import InvalidIdempotencyKeyError, validate_key
 from orderpipe_ingest.request_json import parse_request_json
@@ -223,3 +223,10 @@ def test_the_document_and_the_server_agree_on_each_order_id(order_id: str) -> No
     except BadRequestError:
         accepted = False
     assert validator.is_valid(order_id) == accepted
+
+
+def test_the_documents_example_order_is_valid_for_the_document_and_the_server() -> None:
+    document = json.loads(generate())
+    (example,) = document["components"]["schemas"]["OrderRequest"]["examples"]
+    assert _document_validator("OrderRequest").is_valid(example)
+    assert OrderRequest.model_validate(parse_request_json(json.dumps(example)))

@@ -5,7 +5,8 @@ MISSING_AUTHENTICATION_TOKEN for unknown routes, as API Gateway answers), authen
 authorizer function in `jwt` mode, SigV4 in `iam` mode: runtime/gateway_auth.py) with the usage-plan
 API key, and the payload size bound (413). Its own answers have the deployed gateway's body,
 `{"error": {"code": <gateway response type>, "message": ...}}` (the templates the stack sets on its
-gateway responses, stacks/api.py).
+gateway responses, stacks/api.py). Given a DocsSite, it also serves the API's document and docs page
+(runtime/docs.py), without credentials: the deployed API has no such routes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from orderpipe_devenv.lambda_events import match_resource, rest_proxy_event
+from orderpipe_devenv.runtime.docs import DocsSite
 from orderpipe_devenv.runtime.gateway_auth import (
     GatewayAuth,
     GatewayRefusalError,
@@ -56,8 +58,10 @@ class ApiGatewayEmulator:
         port: int = 8080,
         max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES,
         stage: str = "local",
+        docs: DocsSite | None = None,
     ) -> None:
         self.routes = routes
+        self.docs = docs
         self.auth = auth
         self.max_payload_bytes = max_payload_bytes
         self.stage = stage
@@ -91,6 +95,8 @@ class ApiGatewayEmulator:
     ) -> tuple[int, dict[str, str], bytes]:
         """One request through the gateway: (status, headers, body); `headers` names lower-cased."""
         url = urlsplit(raw_path)
+        if self.docs is not None and (answer := self.docs.answer(method, url.path)) is not None:
+            return answer
         route, path_parameters = self._route(method, url.path)
         if route is None:
             return _refusal(missing_authentication_token())

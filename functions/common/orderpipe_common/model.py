@@ -18,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     WithJsonSchema,
 )
@@ -171,8 +172,26 @@ class ShippingAddress(_Strict):
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 country code")
 
 
+# The example the OpenAPI document shows (and tools such as schemathesis and Swagger UI send).
+EXAMPLE_ORDER_REQUEST: dict[str, JsonValue] = {
+    "customer_id": "cust-42",
+    "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "19.99"}],
+    "currency": "EUR",
+    "shipping_address": {
+        "name": "Ada Lovelace",
+        "line1": "12 Analytical Street",
+        "city": "London",
+        "postal_code": "N1 9GU",
+        "country": "GB",
+    },
+    "client_reference": "po-2026-0042",
+}
+
+
 class OrderRequest(_Strict):
     """What a producer posts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ORDER_REQUEST]})
 
     customer_id: Identifier
     items: list[LineItem] = Field(min_length=1, max_length=MAX_LINE_ITEMS_PER_ORDER)
@@ -191,6 +210,18 @@ class Order(OrderRequest):
     an `OrderRequest` with a `producer` field is refused). None only on a message of an older
     ingest (envelope v1); the reader answers such orders as the configured legacy producer's.
     """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **EXAMPLE_ORDER_REQUEST,
+                    "order_id": "0b6d0a4e-8a55-4d6b-9f0e-2f3a6c1d9e7b",
+                    "accepted_at": "2026-11-24T09:30:15.123000Z",
+                }
+            ]
+        }
+    )
 
     order_id: uuid.UUID
     accepted_at: UtcMillis
