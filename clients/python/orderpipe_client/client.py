@@ -2,8 +2,8 @@
 
 Every POST carries a deterministic `Idempotency-Key` (see `orderpipe_client.keys`), so any request
 may be sent again - after a timeout, a dropped connection, a 409/429/503, a crash - without storing
-an order twice. Refusals (400/413/415/422) are never retried: they come back as rejections naming
-the fields. Thread-safe: one client may serve many threads (it holds one connection pool).
+an order twice. Refusals (400/413/415/422, and a 409 for a key reused with another body) are never
+retried: they come back as rejections naming the fields. Thread-safe: one client may serve many threads (it holds one connection pool).
 """
 
 from __future__ import annotations
