@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,6 +20,7 @@ from orderpipe_common.envelope import (
     wrap,
 )
 from orderpipe_common.model import (
+    EXAMPLE_ORDER_REQUEST,
     MAX_LINE_ITEMS_PER_ORDER,
     MAX_ORDER_BODY_BYTES,
     MAX_QUANTITY_PER_LINE,
@@ -28,19 +30,8 @@ from orderpipe_common.model import (
 
 
 def valid_payload(**changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "customer_id": "cust-42",
-        "currency": "EUR",
-        "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "19.99"}],
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "12 Analytical Street",
-            "city": "London",
-            "postal_code": "N1 9GU",
-            "country": "GB",
-        },
-        "client_reference": "po-7",
-    }
+    # The document's example order: a complete one (every optional field set).
+    payload: dict[str, Any] = copy.deepcopy(EXAMPLE_ORDER_REQUEST)
     payload.update(changes)
     return payload
 

@@ -189,7 +189,7 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
         Panel(
             f"[bold]orderpipe is running[/bold]\n"
             f"API:        {url}\n"
-            f"API docs:   {url}/docs (the OpenAPI document: {url}/openapi.json)\n"
+            f"API docs:   {url}/docs ({url}/openapi.json)\n"
             + auth_line
             + f"Producer:   {producer.name} ({producer.principal})\n"
             f"AWS:        {runtime.aws_endpoint_url}"
