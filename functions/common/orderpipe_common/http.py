@@ -142,19 +142,20 @@ _ERROR_DESCRIPTIONS: dict[int, str] = {
     422: "The body is JSON but not valid; `error.fields` names each invalid field. Nothing was enqueued.",
     429: "From API Gateway: the usage plan's rate (THROTTLED) or daily quota (QUOTA_EXCEEDED) is used up. "
     "Back off and retry (a quota resets the next day).",
-    500: "An unexpected error (a bug, logged with the request id), or the gateway's authorizer failed "
-    "(AUTHORIZER_FAILURE); send the same request again later.",
+    500: "An unexpected error (a bug, logged with the request id); send the same request again later.",
     502: "From API Gateway: the function failed or gave no valid answer (INTEGRATION_FAILURE); send the "
     "same request again (with its Idempotency-Key, a retry is safe).",
-    503: "A backing service is unavailable; nothing was accepted. Retry after `Retry-After` seconds.",
+    503: "A backing service (or the gateway's authorizer: AUTHORIZER_FAILURE) is unavailable; nothing "
+    "was accepted. Retry after `Retry-After` seconds.",
     504: "From API Gateway: the function did not answer within the integration timeout "
     "(INTEGRATION_TIMEOUT); send the same request again (with its Idempotency-Key, a retry is safe).",
 }
 
 # What API Gateway itself may answer in front of every operation (stacks/api.py renders its bodies in
-# the same `{"error": {"code", "message"}}` shape; the local emulator answers alike); 500 is also a
+# the same `{"error": {"code", "message"}}` shape; the local emulator answers alike; 503 + Retry-After
+# when its authorizer cannot decide); 500 is also a
 # function's answer to a bug. `error_responses` documents them on every route.
-GATEWAY_ERROR_STATUSES = (401, 403, 413, 429, 500, 502, 504)
+GATEWAY_ERROR_STATUSES = (401, 403, 413, 429, 500, 502, 503, 504)
 
 _RETRY_AFTER_STATUSES = frozenset({409, 503})
 
