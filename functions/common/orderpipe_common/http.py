@@ -152,9 +152,9 @@ _ERROR_DESCRIPTIONS: dict[int, str] = {
 }
 
 # What API Gateway itself may answer in front of every operation (stacks/api.py renders its bodies in
-# the same `{"error": {"code", "message"}}` shape; the local emulator answers alike; 503 + Retry-After
-# when its authorizer cannot decide); 500 is also a
-# function's answer to a bug. `error_responses` documents them on every route.
+# the same `{"error": {"code", "message"}}` shape, and 503 + Retry-After when its authorizer cannot
+# decide; the local emulator answers alike); 500 is also a function's answer to a bug.
+# `error_responses` documents them on every route.
 GATEWAY_ERROR_STATUSES = (401, 403, 413, 429, 500, 502, 503, 504)
 
 _RETRY_AFTER_STATUSES = frozenset({409, 503})
