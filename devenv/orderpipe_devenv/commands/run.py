@@ -245,7 +245,10 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
     console.print(
         Panel(
             f"[bold]orderpipe is running[/bold]\n"
-            f"API:        {url}\n" + auth_line + f"Producer:   {producer.name} ({producer.principal})\n"
+            f"API:        {url}\n"
+            f"API docs:   {url}/docs ({url}/openapi.json)\n"
+            + auth_line
+            + f"Producer:   {producer.name} ({producer.principal})\n"
             f"AWS:        {runtime.aws_endpoint_url}"
             + (f" (SQS: {runtime.sqs_endpoint_url})" if runtime.sqs_endpoint_url else "")
             + "\n"

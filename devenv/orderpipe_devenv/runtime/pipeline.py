@@ -25,6 +25,7 @@ from orderpipe_devenv.aws import resources as aws_resources
 from orderpipe_devenv.lambda_events import ACCOUNT_ID, custom_resource_event
 from orderpipe_devenv.local_issuer import CognitoClientDirectory, LocalIssuer
 from orderpipe_devenv.processes import Started
+from orderpipe_devenv.runtime.docs import DocsSite
 from orderpipe_devenv.runtime.event_source import SqsEventSource
 from orderpipe_devenv.runtime.gateway import ApiGatewayEmulator, Route
 from orderpipe_devenv.runtime.gateway_auth import (
@@ -234,6 +235,7 @@ class LocalRuntime(Started):
                 Route("POST", "/orders/batch", self.functions["ingest"].invoke),
                 Route("GET", "/orders/{order_id}", self.functions["reader"].invoke),
             ],
+            docs=DocsSite(),
         )
         self.event_source = SqsEventSource(
             sqs_client=self.client("sqs"),

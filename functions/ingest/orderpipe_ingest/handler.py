@@ -13,8 +13,6 @@ Batch endpoint: the body is a JSON array of 1..MAX_ORDERS_PER_BATCH orders. Answ
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
@@ -47,6 +45,7 @@ from orderpipe_common.observability import logger, metrics, tracer
 from orderpipe_ingest import idempotency, publisher, settings
 from orderpipe_ingest.logic import BatchRejectedError, accept_batch, accept_order
 from orderpipe_ingest.publisher import QueueUnavailableError
+from orderpipe_ingest.request_json import DuplicateKeyError, parse_request_json
 from orderpipe_ingest.responses import BatchAccepted, OrderAccepted
 
 # Kept back from the function's timeout to answer (a 503 beats a Lambda timeout's 502).
@@ -65,7 +64,8 @@ register_error_handlers(
         BatchRejectedError: ErrorAnswer(HTTPStatus.UNPROCESSABLE_ENTITY, "batch_rejected"),
         QueueUnavailableError: ErrorAnswer(HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", _retry_after),
         idempotency.InvalidIdempotencyKeyError: ErrorAnswer(HTTPStatus.BAD_REQUEST, "bad_request"),
-        idempotency.IdempotencyKeyReusedError: ErrorAnswer(HTTPStatus.UNPROCESSABLE_ENTITY, "unprocessable"),
+        # 409, not 422: the body may be valid; it conflicts with what the key already stands for.
+        idempotency.IdempotencyKeyReusedError: ErrorAnswer(HTTPStatus.CONFLICT, "idempotency_key_reused"),
         idempotency.RequestInProgressError: ErrorAnswer(
             HTTPStatus.CONFLICT, "conflict", lambda: idempotency.IN_PROGRESS_RETRY_AFTER_SECONDS
         ),
@@ -79,11 +79,12 @@ register_error_handlers(
 OPENAPI_COMPONENT_MODELS: tuple[type[BaseModel], ...] = (OrderRequest,)
 OPENAPI_SECURITY_SCHEMES = SECURITY_SCHEMES
 _IDEMPOTENCY_DOC = (
-    f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header (1-{idempotency.MAX_IDEMPOTENCY_KEY_LENGTH} "
-    "characters) to make retries safe: the same key and body within the window get the same answer "
+    f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header ({idempotency.IDEMPOTENCY_KEY_RULE}) "
+    "to make retries safe: the same key and body within the window get the same answer "
     "and enqueue nothing new (keys are the calling producer's own: another producer's key never "
-    "matches); the same key with another body gets a 422; while the first request "
-    "with a key still runs, others get a 409 with Retry-After. Failures are not remembered."
+    "matches); the same key with another body gets a 409 `idempotency_key_reused` (use a new key for "
+    "a new request); while the first request with a key still runs, others get a 409 `conflict` with "
+    "Retry-After. Failures are not remembered."
 )
 
 _IDEMPOTENCY_PARAMETER = {
@@ -91,18 +92,19 @@ _IDEMPOTENCY_PARAMETER = {
     "in": "header",
     "required": False,
     "description": "Makes a retried POST safe: see the operation's description.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_IDEMPOTENCY_KEY_LENGTH},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.MAX_IDEMPOTENCY_KEY_LENGTH,
+        "pattern": idempotency.IDEMPOTENCY_KEY_PATTERN,
+    },
 }
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_json_body(max_bytes: int) -> Any:
-    """The request's JSON body, numbers with a fraction as exact Decimals.
+    """The request's JSON body, numbers with a fraction as exact Decimals (request_json.py).
 
-    Checked in this order: content type (415), size before parsing (413), syntax (400).
+    Checked in this order: content type (415), size before parsing (413), syntax and repeated keys (400).
     """
     event = app.current_event
     content_type = event.headers.get("content-type") or ""
@@ -126,7 +128,12 @@ def read_json_body(max_bytes: int) -> Any:
     if len(body.encode()) > max_bytes:
         raise _too_large(max_bytes)
     try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        return parse_request_json(body)
+    except DuplicateKeyError as error:
+        raise MalformedJsonError(
+            f"the body is ambiguous: {error}",
+            fields=[{"field": error.field, "message": str(error), "type": "json_duplicate_key"}],
+        ) from None
     except ValueError as error:
         raise MalformedJsonError(
             f"the body is not valid JSON: {error}",
@@ -174,6 +181,12 @@ def _caller() -> Caller:
     responses={
         202: {
             "description": "Accepted: the order is queued (not yet stored). `Location` names the order.",
+            "headers": {
+                "Location": {
+                    "description": "`/orders/{order_id}`: where the order will be readable.",
+                    "schema": {"type": "string"},
+                }
+            },
             "content": {content_types.APPLICATION_JSON: {"model": OrderAccepted}},
         },
         **error_responses([400, 401, 403, 409, 413, 415, 422, 503]),
@@ -244,7 +257,11 @@ def _accept_batch(
     },
     openapi_extensions={
         **json_request_body(
-            OrderRequest, description="The orders.", many=True, max_items=MAX_ORDERS_PER_BATCH
+            OrderRequest,
+            description=f"1 to {MAX_ORDERS_PER_BATCH} orders, at least one of them valid; each item that is "
+            "not a valid order is answered as `rejected` with its field errors.",
+            many=True,
+            max_items=MAX_ORDERS_PER_BATCH,
         ),
         "parameters": [_IDEMPOTENCY_PARAMETER],
     },

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,12 @@ from orderpipe_ingest.settings import get_settings
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# Visible ASCII, with spaces only between characters: a key an HTTP header carries unchanged.
+IDEMPOTENCY_KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_IDEMPOTENCY_KEY_LENGTH - 2}}}[!-~])?$"
+IDEMPOTENCY_KEY_RULE = (
+    f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (spaces only between characters)"
+)
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # How long a producer should wait before retrying while the first request with its key still runs.
 IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 
@@ -77,18 +84,21 @@ class _Idempotent:
 
 
 def validate_key(raw: str | None) -> str | None:
-    """The header's value, or None when absent; InvalidIdempotencyKeyError for an empty or oversized key."""
+    """The header's value, or None when absent; InvalidIdempotencyKeyError unless it is IDEMPOTENCY_KEY_RULE."""
     if raw is None:
         return None
-    key = raw.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+    if not _KEY.fullmatch(raw):
         raise InvalidIdempotencyKeyError(
-            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters",
+            f"{IDEMPOTENCY_HEADER} must be {IDEMPOTENCY_KEY_RULE}",
             fields=[
-                {"field": f"header.{IDEMPOTENCY_HEADER}", "message": "invalid key", "type": "value_error"}
+                {
+                    "field": f"header.{IDEMPOTENCY_HEADER}",
+                    "message": f"expected {IDEMPOTENCY_KEY_RULE}",
+                    "type": "value_error",
+                }
             ],
         )
-    return key
+    return raw
 
 
 @per_process
