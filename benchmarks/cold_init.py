@@ -30,7 +30,8 @@ FUNCTIONS: dict[str, dict[str, str]] = {
     "ingest": {
         "init": (
             "from orderpipe_ingest import handler, publisher\n"
-            "publisher.get_publisher()\n"  # the SQS client, created on first use
+            "from orderpipe_common.deadlines import Deadline\n"
+            "publisher.sqs_client_for(Deadline.after(10))\n"  # the SQS client, created on first use
         ),
         "baseline": "import boto3\nboto3.client('sqs')\nboto3.client('dynamodb')\n",
         "env": "ORDERS_QUEUE_URL=http://127.0.0.1:9/000000000000/q IDEMPOTENCY_TABLE_NAME=t",
@@ -43,7 +44,8 @@ FUNCTIONS: dict[str, dict[str, str]] = {
     "reader": {
         "init": (
             "from orderpipe_reader import handler, cache\n"
-            "handler.get_cache(); handler.get_source(); cache._dynamodb_client()\n"
+            "from orderpipe_common.deadlines import Deadline\n"
+            "handler.get_cache(); handler.get_source(); cache.client_within('dynamodb', Deadline.after(10), cap_seconds=1)\n"
         ),
         "baseline": "import boto3\nimport cassandra.cluster\nboto3.client('dynamodb')\n",
         "env": "CACHE_TABLE_NAME=t",

@@ -21,13 +21,14 @@ from orderpipe_devenv.runtime.pipeline import LocalProducer, LocalRuntime, Runti
 from orderpipe_testkit.auth import ClientCredentialsAuth, for_producer
 from tests.fixtures.cassandra import in_ci
 
-# Short timings so redelivery and the DLQ are observable in seconds: visibility 6 s, 2 receives;
-# authorizer decisions cached for 2 s, so a revocation shows within the test. Writer batches of 10
-# finish well within the 1 s timeout on a busy machine, so thousands of valid orders (the bulk import
-# test) are written, not sent to the DLQ by a slow batch.
+# Short timings so redelivery and the DLQ are observable in seconds: a 2 s writer (visibility 12 s),
+# 2 receives, the age alarm at 5 s; authorizer decisions cached for 2 s, so a revocation shows
+# within the test. Writer batches of 10 finish well within the writer's timeout on a busy machine, so
+# thousands of valid orders (the bulk import test) are written, not sent to the DLQ by a slow batch.
 E2E_TUNING = DEFAULT_TUNING.with_overrides(
     {
-        "writer_timeout_seconds": 1,
+        "writer_timeout_seconds": 2,
+        "alarm_oldest_message_age_seconds": 5,
         "max_receive_count": 2,
         "writer_batching_window_seconds": 1,
         "writer_batch_size": 10,

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.identity import SCOPE_WRITE, authorizer_context
 from orderpipe_common.model import MAX_BATCH_BODY_BYTES, MAX_ORDER_BODY_BYTES
@@ -85,11 +86,15 @@ class FlakyBatchClient:
         return {"Successful": answer.get("Successful", []), "Failed": failed}
 
 
+def real_sqs_client() -> Any:
+    return publisher.sqs_client_for(Deadline.after(10))
+
+
 @contextmanager
 def sqs_client_replaced_by(client: Any) -> Iterator[None]:
     """The ingest's publisher uses `client` (undone before the ingest_env fixture resets its state)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(publisher, "get_sqs_client", lambda: client)
+        patch.setattr(publisher, "sqs_client_for", lambda _deadline: client)
         reset_process_state()
         yield
     reset_process_state()
@@ -97,7 +102,7 @@ def sqs_client_replaced_by(client: Any) -> Iterator[None]:
 
 @pytest.fixture
 def flaky_sqs(ingest_env: IngestEnv) -> Iterator[FlakyBatchClient]:
-    client = FlakyBatchClient(publisher.get_sqs_client(), fail_ids={"1", "3"}, failing_calls=1)
+    client = FlakyBatchClient(real_sqs_client(), fail_ids={"1", "3"}, failing_calls=1)
     with sqs_client_replaced_by(client):
         yield client
 
@@ -286,7 +291,7 @@ class LosesTheAnswer:
 def test_a_retry_after_a_lost_answer_sends_the_same_order_again_not_a_new_one(ingest_env: IngestEnv) -> None:
     # Given SQS takes the message but its answer is lost: the producer gets a 503
     payload = order_payload(11)
-    with sqs_client_replaced_by(LosesTheAnswer(publisher.get_sqs_client())):
+    with sqs_client_replaced_by(LosesTheAnswer(real_sqs_client())):
         assert_error(post("/orders", payload, headers={"Idempotency-Key": "lost"}), 503)
     # When the producer retries with the same key and body
     retried = post("/orders", payload, headers={"Idempotency-Key": "lost"})
@@ -310,7 +315,7 @@ def test_a_key_reused_after_its_window_with_another_body_is_a_new_order(ingest_e
 def test_a_concurrent_request_with_the_same_key_is_409_with_retry_after(ingest_env: IngestEnv) -> None:
     payload = order_payload(11)
     inner: list[ProxyResponse] = []
-    real = publisher.get_sqs_client()
+    real = real_sqs_client()
 
     class SendsWhileInProgress:
         def __getattr__(self, name: str) -> Any:

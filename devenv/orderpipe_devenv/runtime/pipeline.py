@@ -99,8 +99,12 @@ class LocalRuntime(Started):
         cassandra_env: dict[str, str],
         aws_endpoint_url: str,
         sqs_endpoint_url: str | None = None,
+        network_env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        # Where the functions reach their dependencies when not where the runtime itself does (through
+        # Toxiproxy: orderpipe_devenv.runtime.faults); applied over every function's environment.
+        self.network_env = dict(network_env or {})
         self.cassandra_env = {
             **cassandra_env,
             **CassandraSettings.environment(cassandra_keyspace=config.keyspace),
@@ -149,6 +153,7 @@ class LocalRuntime(Started):
                 powertools_metrics_disabled=True,
             ),
             **extra,
+            **self.network_env,
         }
 
     def start(self) -> None:
@@ -175,12 +180,14 @@ class LocalRuntime(Started):
                 name="ingest",
                 handler=catalog.handler_path("ingest"),
                 concurrency=config.ingest_concurrency,
+                timeout_seconds=tuning.ingest_timeout_seconds,
                 environment=self._function_env("ingest", resources.ingest_environment()),
             ),
             "reader": LocalFunction(
                 name="reader",
                 handler=catalog.handler_path("reader"),
                 concurrency=config.reader_concurrency,
+                timeout_seconds=tuning.reader_timeout_seconds,
                 environment=self._function_env(
                     "reader",
                     {
@@ -196,6 +203,7 @@ class LocalRuntime(Started):
                 name="writer",
                 handler=catalog.handler_path("writer"),
                 concurrency=tuning.writer_max_concurrency,
+                timeout_seconds=tuning.writer_timeout_seconds,
                 environment=self._function_env("writer", cassandra),
             ),
         }

@@ -21,6 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.http import (
     SECURITY_SCHEMES,
     ErrorAnswer,
@@ -46,6 +47,9 @@ from orderpipe_ingest.logic import BatchRejectedError, accept_batch, accept_orde
 from orderpipe_ingest.publisher import QueueUnavailableError
 from orderpipe_ingest.request_json import DuplicateKeyError, parse_request_json
 from orderpipe_ingest.responses import BatchAccepted, OrderAccepted
+
+# Kept back from the function's timeout to answer (a 503 beats a Lambda timeout's 502).
+ANSWER_RESERVE_SECONDS = 0.5
 
 
 def _retry_after() -> int:
@@ -146,6 +150,15 @@ def _too_large(max_bytes: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"the body is larger than {max_bytes} bytes")
 
 
+def _deadline() -> Deadline:
+    """When this request must be answered: within the answer budget, before the function's timeout."""
+    return Deadline.of_invocation(
+        app.lambda_context,
+        reserve_seconds=ANSWER_RESERVE_SECONDS,
+        budget_seconds=settings.get_settings().answer_budget_seconds,
+    )
+
+
 def _idempotency_key() -> str | None:
     return idempotency.validate_key(app.current_event.headers.get(idempotency.IDEMPOTENCY_HEADER))
 
@@ -193,22 +206,25 @@ def post_order() -> Response[OrderAccepted]:
         producer=caller.producer,
         route=route,
         body=payload,
-        operation=lambda body: accept_order(
-            body, publisher.get_publisher(), caller=caller, order_id_seed=seed
+        operation=lambda body, deadline: accept_order(
+            body, publisher.publisher_within(deadline), caller=caller, order_id_seed=seed
         ).model_dump(mode="json"),
-        context=app.lambda_context,
+        deadline=_deadline(),
     )
     accepted = OrderAccepted.model_validate(answer)
     return json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
 
 
-def _accept_batch(body: Any, *, caller: Caller, order_id_seed: str | None) -> dict[str, Any]:
+def _accept_batch(
+    body: Any, deadline: Deadline, *, caller: Caller, order_id_seed: str | None
+) -> dict[str, Any]:
     config = settings.get_settings()
     return accept_batch(
         body,
-        publisher.get_publisher(),
+        publisher.publisher_within(deadline),
         caller=caller,
         max_send_attempts=config.batch_send_attempts,
+        sleep=deadline.sleep,
         order_id_seed=order_id_seed,
     ).model_dump(mode="json")
 
@@ -260,8 +276,8 @@ def post_orders_batch() -> Response[BatchAccepted]:
         producer=caller.producer,
         route=route,
         body=payload,
-        operation=lambda body: _accept_batch(body, caller=caller, order_id_seed=seed),
-        context=app.lambda_context,
+        operation=lambda body, deadline: _accept_batch(body, deadline, caller=caller, order_id_seed=seed),
+        deadline=_deadline(),
     )
     return json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))
 

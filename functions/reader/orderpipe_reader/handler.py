@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.http import (
     SECURITY_SCHEMES,
     BadRequestError,
@@ -33,6 +34,8 @@ from orderpipe_reader.settings import ReaderSettings
 from orderpipe_reader.store import CassandraOrderSource, StoreUnavailableError
 
 OPENAPI_SECURITY_SCHEMES = SECURITY_SCHEMES
+# Kept back from the function's timeout to answer (a 503 beats a Lambda timeout's 502).
+ANSWER_RESERVE_SECONDS = 0.5
 
 
 @per_process
@@ -116,12 +119,18 @@ def handle_get_order(
     settings = get_settings()
     caller = caller_from_event(app.current_event.raw_event, read_all_principals=settings.read_all_principals)
     parsed_id = parse_order_id(order_id)
+    deadline = Deadline.of_invocation(
+        app.lambda_context,
+        reserve_seconds=ANSWER_RESERVE_SECONDS,
+        budget_seconds=settings.answer_budget_seconds,
+    )
     order = read_order(
         parsed_id,
         caller=caller,
         legacy_producer=settings.legacy_producer,
         cache=get_cache(),
         source=get_source(),
+        deadline=deadline,
     )
     if order is None:
         # The pipeline is asynchronous: an accepted order may not be written yet.

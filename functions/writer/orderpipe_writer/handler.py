@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from orderpipe_common.deadlines import Deadline, batch_reserve_seconds
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import Order
 from orderpipe_common.observability import MetricUnit, logger, metrics, tracer
@@ -22,6 +23,9 @@ from orderpipe_writer.logic import write_orders
 from orderpipe_writer.processor import ParseThenBulkProcessor
 from orderpipe_writer.settings import WriterSettings
 from orderpipe_writer.store import CassandraOrderStore, Outcomes
+
+# Time a batch may take when no Lambda context says otherwise (tools calling the handler directly).
+DEFAULT_SECONDS = 30.0
 
 
 @per_process
@@ -33,8 +37,11 @@ def parse_record(record: SQSRecord) -> Order:
     return parse_envelope(record.body)
 
 
-def write_parsed(orders: Sequence[Order]) -> Outcomes:
-    return write_orders(get_store(), orders)
+def write_parsed(orders: Sequence[Order], context: LambdaContext | None) -> Outcomes:
+    # What is not stored by then is reported in batchItemFailures before the function times out.
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_SECONDS
+    deadline = Deadline.after(remaining - batch_reserve_seconds(remaining))
+    return write_orders(get_store(), orders, deadline)
 
 
 processor = ParseThenBulkProcessor(bulk_handler=write_parsed)

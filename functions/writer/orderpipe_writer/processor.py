@@ -4,7 +4,8 @@ Powertools' BatchProcessor calls the record handler once per record, sequentiall
 orders that way is 100 round trips in a row. This subclass keeps Powertools' semantics (the record
 handler, success/failure bookkeeping, `batchItemFailures` via `process_partial_response`) but splits
 the work: the record handler only parses (a malformed record fails alone), then one bulk handler
-writes every parsed record concurrently and reports an outcome per record.
+writes every parsed record concurrently and reports an outcome per record. The bulk handler gets
+the invocation's context, to fit its work in the time left.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-BulkHandler = Callable[[Sequence[Any]], Sequence[BaseException | None]]
+BulkHandler = Callable[[Sequence[Any], LambdaContext | None], Sequence[BaseException | None]]
 
 
 class ParseThenBulkProcessor(BatchProcessor):
@@ -37,7 +39,8 @@ class ParseThenBulkProcessor(BatchProcessor):
             except Exception:
                 responses[position] = self.failure_handler(record=data, exception=sys.exc_info())
 
-        outcomes = self._bulk_handler(parsed_values) if parsed_values else []
+        context = getattr(self, "lambda_context", None)  # set by Powertools when a context is given
+        outcomes = self._bulk_handler(parsed_values, context) if parsed_values else []
         for position, value, outcome in zip(parsed_positions, parsed_values, outcomes, strict=True):
             data = records[position]
             if outcome is None:
