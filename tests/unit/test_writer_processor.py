@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from orderpipe_common.model import Order
-from orderpipe_devenv.lambda_events import sqs_event_from_bodies
+from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE
+from orderpipe_devenv.lambda_events import sqs_event_from_bodies, sqs_record
 from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer import handler
 from orderpipe_writer.store import Outcomes
@@ -89,3 +90,31 @@ def test_entire_batch_failing_is_reported_not_raised(fake_store, lambda_context)
 def test_empty_event_is_a_no_op(fake_store, lambda_context):
     assert handler.lambda_handler({"Records": []}, lambda_context) == {"batchItemFailures": []}
     assert fake_store.calls == []
+
+
+def test_each_stored_order_is_logged_with_the_request_and_trace_that_posted_it(
+    fake_store, lambda_context, caplog
+):
+    # Given two messages from one ingest request (its id in a message attribute, its trace header as
+    # SQS keeps it), and one whose order the store fails
+    orders = make_orders(3)
+    fake_store.fail_ids = {str(orders[2].order_id)}
+    trace = "Root=1-6740c0de-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+    event = {
+        "Records": [
+            sqs_record(
+                message_body(order),
+                attributes={"AWSTraceHeader": trace},
+                message_attributes={REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": "req-42"}},
+            )
+            for order in orders
+        ]
+    }
+    # When the writer handles the batch
+    handler.lambda_handler(event, lambda_context)
+    # Then each stored order has one log line naming the request and the trace; the failed one has none
+    written = [record for record in caplog.records if record.getMessage() == "order written"]
+    assert sorted(vars(r)["order_id"] for r in written) == sorted(str(o.order_id) for o in orders[:2])
+    assert {(vars(r)["request_id"], vars(r)["posted_trace_id"]) for r in written} == {
+        ("req-42", "1-6740c0de-0123456789abcdef01234567")
+    }

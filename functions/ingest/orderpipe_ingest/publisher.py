@@ -17,12 +17,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orderpipe_common.errors import DomainError
-from orderpipe_common.observability import logger
+from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE, logger, request_id
 from orderpipe_common.per_process import per_process
 from orderpipe_ingest.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
 
 # SendMessageBatch takes at most this many entries per call.
 SQS_BATCH_LIMIT = 10
@@ -65,27 +66,43 @@ class SqsPublisher:
 
     def send(self, body: str, *, group: str | None = None) -> None:
         try:
-            self._client.send_message(QueueUrl=self._queue_url, MessageBody=body, **self._group(group))
+            attributes = _correlation()
+            self._client.send_message(
+                QueueUrl=self._queue_url,
+                MessageBody=body,
+                **self._group(group),
+                **({"MessageAttributes": attributes} if attributes else {}),
+            )
         except (BotoCoreError, ClientError) as error:
             raise _unavailable(error) from error
 
     def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
         if len(entries) > SQS_BATCH_LIMIT:
             raise ValueError(f"at most {SQS_BATCH_LIMIT} entries per SendMessageBatch call")
+        attributes = _correlation()
+        batch: list[SendMessageBatchRequestEntryTypeDef] = []
+        for entry_id, body in entries.items():
+            entry: SendMessageBatchRequestEntryTypeDef = {"Id": entry_id, "MessageBody": body, **self._group(group)}
+            if attributes:
+                entry["MessageAttributes"] = attributes
+            batch.append(entry)
         try:
-            response = self._client.send_message_batch(
-                QueueUrl=self._queue_url,
-                Entries=[
-                    {"Id": entry_id, "MessageBody": body, **self._group(group)}
-                    for entry_id, body in entries.items()
-                ],
-            )
+            response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=batch)
         except (BotoCoreError, ClientError) as error:
             raise _unavailable(error) from error
         return [
             FailedEntry(entry_id=failed["Id"], code=failed["Code"], sender_fault=failed["SenderFault"])
             for failed in response.get("Failed", [])
         ]
+
+
+def _correlation() -> dict[str, MessageAttributeValueTypeDef]:
+    """The request id as a message attribute, so the writer logs each order with the request that posted
+    it (the trace header needs no code: boto3 sends it and SQS keeps it as `AWSTraceHeader`)."""
+    current = request_id()
+    if current is None:
+        return {}
+    return {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": current}}
 
 
 def _unavailable(error: Exception) -> QueueUnavailableError:

@@ -11,18 +11,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orderpipe_common.http import (
-    SECURITY_SCHEMES,
     BadRequestError,
     ErrorAnswer,
     NotFoundError,
     error_responses,
     json_answer,
     register_error_handlers,
+    security_schemes,
     security_requirements,
 )
 from orderpipe_common.identity import SCOPE_READ, UnauthenticatedError, caller_from_event
 from orderpipe_common.model import Order
-from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_common.observability import logger, metrics
 from orderpipe_common.per_process import per_process
 from orderpipe_common.settings import load
 from orderpipe_reader.cache import DynamoDbOrderCache
@@ -30,7 +30,7 @@ from orderpipe_reader.logic import read_order
 from orderpipe_reader.settings import ReaderSettings
 from orderpipe_reader.store import CassandraOrderSource, StoreUnavailableError
 
-OPENAPI_SECURITY_SCHEMES = SECURITY_SCHEMES
+OPENAPI_SECURITY_SCHEMES = security_schemes  # called by the OpenAPI generator only
 
 
 @per_process
@@ -111,7 +111,6 @@ def handle_get_order(order_id: str) -> Response[Order]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
