@@ -92,29 +92,30 @@ def test_empty_event_is_a_no_op(fake_store, lambda_context):
     assert fake_store.calls == []
 
 
-def test_each_stored_order_is_logged_with_the_request_and_trace_that_posted_it(
+def test_stored_orders_are_logged_with_the_request_and_trace_that_posted_them(
     fake_store, lambda_context, caplog
 ):
-    # Given two messages from one ingest request (its id in a message attribute, its trace header as
-    # SQS keeps it), and one whose order the store fails
-    orders = make_orders(3)
-    fake_store.fail_ids = {str(orders[2].order_id)}
-    trace = "Root=1-6740c0de-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1"
+    # Given messages from two ingest requests (the id in a message attribute, the trace header as SQS
+    # keeps it), one of whose orders the store fails
+    orders = make_orders(4)
+    fake_store.fail_ids = {str(orders[3].order_id)}
+    traces = {"req-1": "1-6740c0de-0123456789abcdef01234567", "req-2": "1-6740c0df-89abcdef0123456789abcdef"}
+    posted_by = ["req-1", "req-1", "req-2", "req-2"]
     event = {
         "Records": [
             sqs_record(
                 message_body(order),
-                attributes={"AWSTraceHeader": trace},
-                message_attributes={REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": "req-42"}},
+                attributes={"AWSTraceHeader": f"Root={traces[request]};Parent=53995c3f42cd8ad8;Sampled=1"},
+                message_attributes={REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request}},
             )
-            for order in orders
+            for order, request in zip(orders, posted_by, strict=True)
         ]
     }
     # When the writer handles the batch
     handler.lambda_handler(event, lambda_context)
-    # Then each stored order has one log line naming the request and the trace; the failed one has none
-    written = [record for record in caplog.records if record.getMessage() == "order written"]
-    assert sorted(vars(r)["order_id"] for r in written) == sorted(str(o.order_id) for o in orders[:2])
-    assert {(vars(r)["request_id"], vars(r)["posted_trace_id"]) for r in written} == {
-        ("req-42", "1-6740c0de-0123456789abcdef01234567")
+    # Then one line names each stored order under its request and that request's trace; not the failed one
+    [line] = [record for record in caplog.records if record.getMessage() == "orders written"]
+    assert vars(line)["requests"] == {
+        "req-1": {"posted_trace_id": traces["req-1"], "order_ids": [str(o.order_id) for o in orders[:2]]},
+        "req-2": {"posted_trace_id": traces["req-2"], "order_ids": [str(orders[2].order_id)]},
     }

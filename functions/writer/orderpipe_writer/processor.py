@@ -19,13 +19,13 @@ from orderpipe_common.observability import logger
 SqsRecord = Mapping[str, Any]
 BulkHandler = Callable[[Sequence[Any]], Sequence[BaseException | None]]
 RecordHandler = Callable[[SqsRecord], Any]
-SuccessHandler = Callable[[SqsRecord, Any], None]
+WrittenHandler = Callable[[Sequence[tuple[SqsRecord, Any]]], None]
 
 
 class ParseThenBulkProcessor:
-    def __init__(self, *, bulk_handler: BulkHandler, on_success: SuccessHandler | None = None) -> None:
+    def __init__(self, *, bulk_handler: BulkHandler, on_written: WrittenHandler | None = None) -> None:
         self._bulk_handler = bulk_handler
-        self._on_success = on_success
+        self._on_written = on_written  # called once per batch with every (record, value) written
 
     def process(self, records: Sequence[SqsRecord], record_handler: RecordHandler) -> list[str]:
         """The message ids of the records that were not processed (to be retried)."""
@@ -44,11 +44,14 @@ class ParseThenBulkProcessor:
                 )
                 failed.append(record["messageId"])
         outcomes = self._bulk_handler(parsed_values) if parsed_values else []
+        written = []
         for record, value, outcome in zip(parsed_records, parsed_values, outcomes, strict=True):
-            if outcome is not None:
+            if outcome is None:
+                written.append((record, value))
+            else:
                 failed.append(record["messageId"])
-            elif self._on_success is not None:
-                self._on_success(record, value)
+        if self._on_written is not None and written:
+            self._on_written(written)
         order = {record["messageId"]: position for position, record in enumerate(records)}
         return sorted(failed, key=order.__getitem__)
 
