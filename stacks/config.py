@@ -90,6 +90,7 @@ CONTEXT_KEYS: dict[str, str] = {
     "apiGatewayCloudWatchRole": "existing (default: the account's API Gateway settings already name a CloudWatch Logs role in this region) or create (this stack sets one, and keeps it on deletion).",
     "readerReservedConcurrency": "Reserved concurrency of the reader: at most this many environments, each with its own Cassandra connections (default 20; 'none' leaves it unreserved, for accounts whose concurrency quota is below 100 + this).",
     "stackName": "Name of the CloudFormation stack (default OrderPipe).",
+    "snapStart": "Lambda SnapStart for ingest, reader and writer (true/false, default false): each is published as a version, restored from a snapshot instead of initialized, and reached through its alias `live` (see docs/deploy.md for when it pays).",
     "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
 }
 
@@ -234,6 +235,7 @@ class OrderPipeConfig:
     idempotency_expires_after_seconds: int = DEFAULT_IDEMPOTENCY_SECONDS
     api_cloudwatch_role: ApiCloudWatchRole = "existing"
     reader_reserved_concurrency: int | None = 20
+    snap_start: bool = False
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> OrderPipeConfig:
@@ -384,6 +386,7 @@ class _Reader:
         reader_concurrency: int | None = None  # "none": unreserved
         if str(self.raw("readerReservedConcurrency") or "").lower() != "none":
             reader_concurrency = self.integer("readerReservedConcurrency", 20, low=1, high=1000)
+        snap_start = self.boolean("snapStart", False)
         if self.problems or cassandra is None or network_path is None:
             return None
         return OrderPipeConfig(
@@ -401,6 +404,7 @@ class _Reader:
             api_cloudwatch_role=api_role,  # type: ignore[arg-type]  # checked above
             reader_reserved_concurrency=reader_concurrency,
             auth=auth,
+            snap_start=snap_start,
         )
 
     def auth(self) -> AuthConfig:
