@@ -200,6 +200,13 @@ def test_snap_start_must_be_a_boolean() -> None:
         OrderPipeConfig.from_context(context.get)
 
 
+def test_the_low_latency_profile_feeds_the_writer_without_a_batching_window() -> None:
+    synth = synthesize({"orderpipe:tuningProfile": "low_latency"})
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"BatchSize": 10, "MaximumBatchingWindowInSeconds": 0}
+    )
+
+
 # -- queue --------------------------------------------------------------------------------------------
 def test_queue_visibility_retention_encryption_and_redrive(default_synth: Synthesized) -> None:
     queues = resources(default_synth, "AWS::SQS::Queue")
