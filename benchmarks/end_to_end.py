@@ -6,8 +6,9 @@ Cassandra, real handlers throughout). A step is *sustained* when the generator k
 the offered orders accepted), p99 POST -> readable (sampled orders polled with GET) is <= 2 s and the
 backlog did not grow (queue depth at the step's end, messages visible + in flight, at most one
 second of the offered rate more than at its start). The result is the highest sustained step, and
-the curve rate -> p50/p99 visibility (plotted). Stepping stops at the first step that is not
-sustained, after letting the queue drain.
+the curve rate -> p50/p99 visibility (plotted). Stepping goes on past a step that misses the
+visibility bound (the curve and the capacity are worth knowing) and stops at the first step where
+the backlog grows or the generator cannot keep up; the queue drains between steps.
 
 Then the low-latency tuning profile (no batching window, batches of 10) at 20 orders/s, beside the
 default profile at the same rate: p99 POST -> readable and writer invocations per order.
@@ -203,14 +204,18 @@ def step_test(
             f"{step['queue_depth_start']} -> {step['queue_depth_end']}, "
             f"{'sustained' if step['sustained'] else 'NOT sustained'}; cpu ms/order {step['cpu_ms_per_order_by_part']}"
         )
-        if not step["sustained"]:
-            break
+        if not (step["kept_up"] and step["no_backlog_growth"]):
+            break  # past capacity: every higher step only grows the backlog faster
     sustained = [s["offered_orders_per_s"] for s in steps if s["sustained"]]
+    carried = [s["offered_orders_per_s"] for s in steps if s["kept_up"] and s["no_backlog_growth"]]
     return {
         "mode": plan.mode,
         "batch_size": plan.batch_size,
         "step_duration_s": duration_s,
+        # The goal's figure: the highest step that met the visibility bound and everything else.
         "highest_sustained_orders_per_s": max(sustained, default=0.0),
+        # Capacity: the highest step taken without backlog growth, whatever its visibility.
+        "highest_without_backlog_growth_orders_per_s": max(carried, default=0.0),
         "steps": steps,
     }
 

@@ -115,13 +115,15 @@ def summary_rows(results_dir: Path = RESULTS_DIR) -> list[list[str]]:
                     f"{goal['value']:.3g}",
                     f"{sign} {goal['target']:g}",
                     "met" if goal["met"] else "NOT met",
-                    result["machine"]["date"][:10],
+                    result["machine"]["date"][:16].replace("T", " "),
+                    # Other work on the machine during the run (1-minute load average; cores beside it).
+                    f"{(result['machine'].get('load_average') or ['?'])[0]}",
                 ]
             )
     return rows
 
 
-HEADERS = ["benchmark", "ratio", "value", "goal", "verdict", "date"]
+HEADERS = ["benchmark", "ratio", "value", "goal", "verdict", "date (UTC)", "load avg"]
 
 
 def write_summary_md(results_dir: Path = RESULTS_DIR) -> Path:
@@ -136,7 +138,9 @@ def write_summary_md(results_dir: Path = RESULTS_DIR) -> Path:
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
         f"Machine: {machine.get('cores')} cores, {machine.get('processor')}, Python {machine.get('python')}, "
-        f"{machine.get('platform')}. Details: `benchmarks/results/<benchmark>.json`, narrative: docs/benchmarks.md.",
+        f"{machine.get('platform')}. Load avg: the 1-minute load average when the result was written (other "
+        "work on the same cores; above the core count, absolute figures are low and ratios noisy). "
+        "Details: `benchmarks/results/<benchmark>.json`, narrative: docs/benchmarks.md.",
     ]
     path = results_dir / "summary.md"
     path.write_text("\n".join(lines) + "\n")
