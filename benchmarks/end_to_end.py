@@ -35,7 +35,6 @@ from orderpipe_devenv.aws.endpoints import local_aws
 from orderpipe_devenv.processes import free_port
 from orderpipe_devenv.runtime.pipeline import LocalRuntime, RuntimeConfig
 from orderpipe_testkit.auth import for_producer
-from orderpipe_testkit.auth import for_producer
 from orderpipe_testkit.loadgen import LoadConfig, run_load
 
 VISIBILITY_BOUND_MS = 2_000

@@ -90,8 +90,8 @@ def clusters_through(target: Target) -> Iterator[None]:
     """Every Cluster the orderpipe code builds meanwhile (the writer's) dials nodes through `target`."""
     original = cassandra_session.build_cluster
 
-    def build(settings: Any) -> Cluster:
-        cluster = original(settings)
+    def build(settings: Any, credentials: Any = None) -> Cluster:
+        cluster = original(settings, credentials)
         cluster.endpoint_factory = ProxiedEndPoints(target.routes, target.port).configure(cluster)
         return cluster
 

@@ -13,7 +13,7 @@ def test_a_step_is_judged_on_what_it_measured_and_plotted(
     local_runtime: LocalRuntime, tmp_path: Path
 ) -> None:
     # Given the e2e suite's local runtime
-    pipe = Pipeline(local_runtime, local_runtime.config.api_key, cassandra_pids=())
+    pipe = Pipeline(local_runtime, cassandra_pids=())
     # When one short step offers 10 single POSTs per second
     step = run_step(pipe, rate=10, duration_s=2, batch_size=1, visibility_every_s=0.5, poll_s=0.1)
     # Then every order was accepted and the sampled ones became readable, and the verdict follows

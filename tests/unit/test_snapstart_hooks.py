@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from orderpipe_common import per_process
+from orderpipe_common.identity import Caller
 from orderpipe_ingest.logic import accept_order
 from orderpipe_ingest.publisher import FailedEntry
 from orderpipe_testkit.sample_orders import order_payload
@@ -26,17 +27,18 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.bodies: list[str] = []
 
-    def send(self, body: str) -> None:
+    def send(self, body: str, *, group: str | None = None) -> None:
         self.bodies.append(body)
 
-    def send_batch(self, entries: Mapping[str, str]) -> Sequence[FailedEntry]:
+    def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
         self.bodies.extend(entries.values())
         return []
 
 
 def mint() -> dict[str, Any]:
     """What a restored ingest hands out first: an order id, and the jitter its retries would use."""
-    accepted = accept_order(order_payload(1), RecordingPublisher())
+    caller = Caller(producer="acme", read_all=False, request_id="req-1", source_ip="127.0.0.1")
+    accepted = accept_order(order_payload(1), RecordingPublisher(), caller=caller)
     return {"order_id": str(accepted.order_id), "jitter": random.random()}
 
 

@@ -234,7 +234,9 @@ def security_schemes() -> dict[str, Any]:
             openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
         ),
         "apiKey": APIKey(
-            name="x-api-key", in_=APIKeyIn.header, description="The producer's usage-plan key (mode iam only)."
+            name="x-api-key",
+            in_=APIKeyIn.header,
+            description="The producer's usage-plan key (mode iam only).",
         ),
     }
 

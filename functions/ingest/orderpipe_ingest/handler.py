@@ -32,8 +32,8 @@ from orderpipe_common.http import (
     json_answer,
     json_request_body,
     register_error_handlers,
-    security_schemes,
     security_requirements,
+    security_schemes,
 )
 from orderpipe_common.identity import SCOPE_WRITE, Caller, UnauthenticatedError, caller_from_event
 from orderpipe_common.model import (

@@ -67,11 +67,9 @@ class SqsPublisher:
     def send(self, body: str, *, group: str | None = None) -> None:
         try:
             attributes = _correlation()
+            extra: dict[str, Any] = {"MessageAttributes": attributes} if attributes else {}
             self._client.send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=body,
-                **self._group(group),
-                **({"MessageAttributes": attributes} if attributes else {}),
+                QueueUrl=self._queue_url, MessageBody=body, **self._group(group), **extra
             )
         except (BotoCoreError, ClientError) as error:
             raise _unavailable(error) from error
@@ -82,7 +80,11 @@ class SqsPublisher:
         attributes = _correlation()
         batch: list[SendMessageBatchRequestEntryTypeDef] = []
         for entry_id, body in entries.items():
-            entry: SendMessageBatchRequestEntryTypeDef = {"Id": entry_id, "MessageBody": body, **self._group(group)}
+            entry: SendMessageBatchRequestEntryTypeDef = {
+                "Id": entry_id,
+                "MessageBody": body,
+                **self._group(group),
+            }
             if attributes:
                 entry["MessageAttributes"] = attributes
             batch.append(entry)

@@ -17,8 +17,8 @@ from orderpipe_common.http import (
     error_responses,
     json_answer,
     register_error_handlers,
-    security_schemes,
     security_requirements,
+    security_schemes,
 )
 from orderpipe_common.identity import SCOPE_READ, UnauthenticatedError, caller_from_event
 from orderpipe_common.model import Order
