@@ -48,8 +48,10 @@ FUNCTIONS: dict[str, dict[str, str]] = {
     "ingest": {
         "init": (
             "from orderpipe_ingest import handler, publisher, idempotency\n"
-            "publisher.get_publisher()\n"  # the SQS client, created on first use
-            "idempotency._idempotent()\n"  # the idempotency table's DynamoDB client
+            "from orderpipe_common.deadlines import Deadline\n"
+            "publisher.sqs_client_for(Deadline.after(10))\n"  # the SQS client, created on first use
+            "idempotency._idempotent()\n"  # Powertools' idempotency utility and its persistence layer
+            "idempotency._dynamodb_client(Deadline.after(10))\n"  # the idempotency table's DynamoDB client
         ),
         "baseline": "import boto3\nboto3.client('sqs')\nboto3.client('dynamodb')\n",
         "env": "ORDERS_QUEUE_URL=http://127.0.0.1:9/000000000000/q IDEMPOTENCY_TABLE_NAME=t",
@@ -62,7 +64,8 @@ FUNCTIONS: dict[str, dict[str, str]] = {
     "reader": {
         "init": (
             "from orderpipe_reader import handler, cache\n"
-            "handler.get_cache(); handler.get_source(); cache._dynamodb_client()\n"
+            "from orderpipe_common.deadlines import Deadline\n"
+            "handler.get_cache(); handler.get_source(); cache.client_within('dynamodb', Deadline.after(10), cap_seconds=1)\n"
         ),
         "baseline": "import boto3\nimport cassandra.cluster\nboto3.client('dynamodb')\n",
         "env": "CACHE_TABLE_NAME=t",

@@ -60,14 +60,18 @@ def run(
 
         reset_process_state()
         no_op = NoOpPublisher()
-        original = publisher.get_publisher
-        publisher.get_publisher = lambda: no_op
+        original = publisher.publisher_within
+
+        def no_op_within(deadline: Any) -> publisher.QueuePublisher:
+            return no_op
+
+        publisher.publisher_within = no_op_within
         try:
             return _measure(
                 handler, no_op, orders=orders, rounds=rounds, batch_size=batch_size, progress=progress
             )
         finally:
-            publisher.get_publisher = original
+            publisher.publisher_within = original
             reset_process_state()
 
 

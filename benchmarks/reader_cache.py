@@ -30,7 +30,7 @@ from orderpipe_testkit.process_state import reset_process_state
 PRODUCER = "bench-producer"
 
 
-def _get(reader: Any, order_id: uuid.UUID, context: LocalLambdaContext) -> float:
+def _get(reader: Any, order_id: uuid.UUID) -> float:
     path = f"/orders/{order_id}"
     event = rest_proxy_event(
         "GET",
@@ -39,6 +39,8 @@ def _get(reader: Any, order_id: uuid.UUID, context: LocalLambdaContext) -> float
         path_parameters={"order_id": str(order_id)},
         authorizer=authorizer_context(PRODUCER, [SCOPE_READ]),
     )
+    # A context per invocation, as Lambda gives: the reader's deadline comes from its remaining time.
+    context = LocalLambdaContext(function_name="reader")
     started = time.perf_counter()
     response = reader.lambda_handler(event, context)
     elapsed = time.perf_counter() - started
@@ -87,7 +89,6 @@ def run(
             from orderpipe_writer import handler as writer
 
             reset_process_state()
-            context = LocalLambdaContext(function_name="reader")
             for start in range(0, orders, 100):
                 response = writer.lambda_handler(
                     sqs_event_from_bodies(wrap(o) for o in batch[start : start + 100]),
@@ -98,9 +99,9 @@ def run(
             reads = {"count": 0}
             original_find = CassandraOrderSource.find
 
-            def counting_find(self: CassandraOrderSource, order_id: uuid.UUID) -> Any:
+            def counting_find(self: CassandraOrderSource, order_id: uuid.UUID, deadline: Any) -> Any:
                 reads["count"] += 1
-                return original_find(self, order_id)
+                return original_find(self, order_id, deadline)
 
             CassandraOrderSource.find = counting_find  # type: ignore[method-assign]
             miss_rounds: list[float] = []
@@ -111,13 +112,13 @@ def run(
                     table = aws_resources.create_cache_table(f"bench-cache-{number}", dynamodb=dynamodb)
                     with environment({"CACHE_TABLE_NAME": table.name}):
                         reset_process_state()
-                        misses = [_get(reader, order_id, context) for order_id in ids]
-                        hits = [_get(reader, order_id, context) for order_id in ids]
+                        misses = [_get(reader, order_id) for order_id in ids]
+                        hits = [_get(reader, order_id) for order_id in ids]
                         reads["count"] = 0
                         gets = 0
                         for _ in range(polls_per_id):
                             for order_id in ids:
-                                _get(reader, order_id, context)
+                                _get(reader, order_id)
                                 gets += 1
                     if number == 0:
                         continue

@@ -44,14 +44,14 @@ ARCHITECTURE = lambda_.Architecture.X86_64
 
 @dataclass(frozen=True, kw_only=True)
 class FunctionSpec:
-    """Memory and timeout per function; the writer's timeout comes from the shared tuning."""
+    """Memory and timeout per function; the timeouts of ingest, writer and reader come from the shared tuning."""
 
     memory_mb: int
     timeout_seconds: int
 
 
-INGEST = FunctionSpec(memory_mb=512, timeout_seconds=10)
-READER = FunctionSpec(memory_mb=512, timeout_seconds=10)
+INGEST_MEMORY_MB = 512
+READER_MEMORY_MB = 512
 WRITER_MEMORY_MB = 1024
 SCHEMA = FunctionSpec(memory_mb=256, timeout_seconds=300)
 # API Gateway waits at most 10 s for an authorizer; a decision is a JWKS look-up (cached) + one GetItem.
@@ -84,7 +84,7 @@ class Functions(Construct):
 
         self.ingest = self._function(
             "ingest",
-            spec=INGEST,
+            spec=FunctionSpec(memory_mb=INGEST_MEMORY_MB, timeout_seconds=tuning.ingest_timeout_seconds),
             environment=IngestSettings.environment(
                 orders_queue_url=queue.queue.queue_url,
                 idempotency_table_name=tables.idempotency.table_name,
@@ -143,7 +143,7 @@ class Functions(Construct):
 
         self.reader = self._function(
             "reader",
-            spec=READER,
+            spec=FunctionSpec(memory_mb=READER_MEMORY_MB, timeout_seconds=tuning.reader_timeout_seconds),
             # Bounded: each environment opens its own control connection and pools to the cluster.
             reserved_concurrency=config.reader_reserved_concurrency,
             environment=ReaderSettings.environment(

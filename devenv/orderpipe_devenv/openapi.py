@@ -36,7 +36,12 @@ API_VERSION = "1.0.0"
 DESCRIPTION = (
     "Asynchronous order pipeline. Producers POST orders and get `202 Accepted` as soon as they are "
     "queued; clients poll `GET /orders/{order_id}` until the order is stored. Errors have the body "
-    '`{"error": {"code", "message", "fields"}}`; `fields` names each invalid field.'
+    '`{"error": {"code", "message", "fields"}}`; `fields` names each invalid field.\n\n'
+    "Request bodies are UTF-8 JSON. An object that repeats a key is refused with 400 (parsers "
+    "disagree on which value wins). Free text is carried as sent, any Unicode character included, "
+    "and read back the same; a string holding an escaped lone surrogate (`\\ud800` without its "
+    "pair) is not text and is refused with 422 naming the field. Prices are exact decimals with at "
+    "most 2 places, as a JSON number or a string of digits."
 )
 COMPONENT_PREFIX = "#/components/schemas/"
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"

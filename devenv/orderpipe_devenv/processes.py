@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -41,6 +42,46 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when `host:port` can be bound right now (nobody listens there)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes local ports of outgoing connections from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def stable_port(host: str = "127.0.0.1", *, count: int = 1, attempts: int = 200) -> int:
+    """The first of `count` free ports in a row, outside the kernel's ephemeral range.
+
+    For a server that is stopped and started again on the same port (a Cassandra node killed by a
+    drill): a port from `free_port()` is an ephemeral one, which an outgoing connection may take
+    while the server is down, and the restart then fails with "Address already in use".
+    """
+    low, high = _ephemeral_ports()
+    ranges = [
+        (r_low, r_high)
+        for r_low, r_high in ((10_000, low - count), (high + 1, 65_535 - count))
+        if r_high > r_low
+    ]
+    rng = random.Random()
+    for _ in range(attempts):
+        first = rng.randint(*rng.choice(ranges))
+        if all(port_free(first + offset, host) for offset in range(count)):
+            return first
+    raise OSError(f"no {count} free port(s) in a row outside the ephemeral range after {attempts} tries")
 
 
 def find_java() -> str:

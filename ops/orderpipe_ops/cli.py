@@ -83,7 +83,7 @@ def _configure_logging(*, verbose: bool, quiet: bool) -> None:
     handler.addFilter(_ServiceFilter())
     logging.basicConfig(level=level, format="[%(service)s] %(message)s", datefmt="[%X]", handlers=[handler])
     # The driver and friends are chatty at INFO; their warnings still show.
-    for noisy in ("cassandra", "urllib3", "botocore"):
+    for noisy in ("cassandra", "urllib3", "botocore", "httpx"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

@@ -44,6 +44,9 @@ class LocalPipeline:
     resource_prefix: str  # its queues, tables and usage plan are named <prefix>-...
     # How to authenticate to the API: {"x-api-key": "..."} and/or what the auth mode needs.
     credentials: dict[str, str] = field(default_factory=dict)
+    # Toxiproxy's API, when `orderpipe run --faults` put it between the functions and their
+    # dependencies (`orderpipe fault` injects faults through it).
+    toxiproxy_url: str | None = None
     started_at: float = field(default_factory=time.time)
 
     @property

@@ -180,11 +180,89 @@ def thresholds_from_alarms(cloudwatch: Any, queues: QueuePair) -> AlarmThreshold
 
 
 @dataclass(frozen=True)
+class QueueBudget:
+    """What the live queues' attributes promise (read from SQS, not from the repository's settings)."""
+
+    visibility_timeout_seconds: int
+    max_receive_count: int | None  # None: the queue has no redrive policy
+    # None: the endpoint does not say (ElasticMQ keeps messages until deleted and reports no retention).
+    queue_retention_seconds: int | None
+    dlq_retention_seconds: int | None
+
+    @property
+    def outage_budget_seconds(self) -> int | None:
+        """How long Cassandra may be unavailable before orders reach the DLQ.
+
+        A message the writer cannot store comes back after each visibility timeout; its last chance
+        is receive number maxReceiveCount, (maxReceiveCount - 1) timeouts after the first. (The same
+        formula as orderpipe_common.tuning.outage_budget_seconds; a unit test keeps them in step.)
+        """
+        if self.max_receive_count is None:
+            return None
+        return (self.max_receive_count - 1) * self.visibility_timeout_seconds
+
+    def problems(self, *, age_alarm_seconds: float | None = None) -> list[str]:
+        """What makes the budget weaker than it looks (empty when nothing does)."""
+        found = []
+        budget = self.outage_budget_seconds
+        if budget is None:
+            found.append("no redrive policy: failed orders are retried until the queue's retention ends")
+        elif self.queue_retention_seconds is not None and budget >= self.queue_retention_seconds:
+            found.append(
+                "the queue's retention is shorter than the outage budget: orders expire before the DLQ"
+            )
+        queue_keeps, dlq_keeps = self.queue_retention_seconds, self.dlq_retention_seconds
+        if queue_keeps is not None and dlq_keeps is not None and queue_keeps >= dlq_keeps:
+            found.append(
+                "the queue keeps messages as long as the DLQ or longer: a message keeps its enqueue time "
+                "when it moves, so its time in the queue comes off its time in the DLQ"
+            )
+        if budget is not None and age_alarm_seconds is not None and age_alarm_seconds > budget / 2:
+            found.append("the oldest-message-age alarm fires late: at more than half the outage budget")
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "visibility_timeout_seconds": self.visibility_timeout_seconds,
+            "max_receive_count": self.max_receive_count,
+            "cassandra_outage_budget_seconds": self.outage_budget_seconds,
+            "queue_retention_seconds": self.queue_retention_seconds,
+            "dlq_retention_seconds": self.dlq_retention_seconds,
+        }
+
+
+def queue_budget(sqs: Any, queues: QueuePair) -> QueueBudget:
+    queue = _attributes(
+        sqs, queues.queue_url, ["VisibilityTimeout", "RedrivePolicy", "MessageRetentionPeriod"]
+    )
+    dlq = _attributes(sqs, queues.dlq_url, ["MessageRetentionPeriod"])
+    policy = queue.get("RedrivePolicy")
+    return QueueBudget(
+        visibility_timeout_seconds=int(queue["VisibilityTimeout"]),
+        max_receive_count=int(json.loads(policy)["maxReceiveCount"]) if policy else None,
+        queue_retention_seconds=_seconds(queue.get("MessageRetentionPeriod")),
+        dlq_retention_seconds=_seconds(dlq.get("MessageRetentionPeriod")),
+    )
+
+
+def _seconds(value: str | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
 class QueueStatus:
     queues: QueuePair
     measures: list[Measure]
     age_source: str  # "peek (SentTimestamp)" or "CloudWatch ApproximateAgeOfOldestMessage"
     thresholds_source: str = "none known"
+    budget: QueueBudget | None = None
+
+    @property
+    def budget_problems(self) -> list[str]:
+        if self.budget is None:
+            return []
+        age = next((m.threshold for m in self.measures if m.name == "queue oldest message age"), None)
+        return self.budget.problems(age_alarm_seconds=age)
 
     @property
     def alarming(self) -> list[Measure]:
@@ -196,6 +274,8 @@ class QueueStatus:
             "dlq_url": self.queues.dlq_url,
             "age_source": self.age_source,
             "thresholds_source": self.thresholds_source,
+            "budget": self.budget.as_dict() if self.budget else None,
+            "budget_problems": self.budget_problems,
             "measures": [
                 {
                     "name": m.name,
@@ -286,7 +366,11 @@ def queue_status(
         Measure("DLQ oldest message age", dlq_age, None, unit="s", note=none_note if dlq_age is None else ""),
     ]
     return QueueStatus(
-        queues=queues, measures=measures, age_source=source, thresholds_source=thresholds.source
+        queues=queues,
+        measures=measures,
+        age_source=source,
+        thresholds_source=thresholds.source,
+        budget=queue_budget(sqs, queues),
     )
 
 

@@ -12,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,16 @@ pytestmark = pytest.mark.cassandra
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
+
+
+def run_env(cassandra_endpoint: Any) -> dict[str, str]:
+    """Our environment, pointed at this session's Cassandra (as a user with a cluster would)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_", "ORDERPIPE_TOX"))},
+        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
+        "CASSANDRA_PORT": str(cassandra_endpoint.port),
+        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
+    }
 
 
 def run_use_and_stop(
@@ -160,12 +172,7 @@ def _readme_and_banner_commands_work(text: str, tmp_path: Path) -> None:
 
 def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
     # Given `orderpipe run` pointed at this session's Cassandra (as a user with a cluster would)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CASSANDRA_"))},
-        "CASSANDRA_CONTACT_POINTS": ",".join(cassandra_endpoint.contact_points),
-        "CASSANDRA_PORT": str(cassandra_endpoint.port),
-        "CASSANDRA_LOCAL_DC": cassandra_endpoint.local_dc,
-    }
+    env = run_env(cassandra_endpoint)
     # When its curls, the README's commands and the operator commands it prints are used, Then they work
     run_use_and_stop(
         env,
@@ -186,3 +193,58 @@ def test_orderpipe_run_with_cassandra_tls_runs_the_pipeline_over_tls_and_passwor
     )
     # ... and it says so: the CA, the host-name check and the application role
     assert re.search(r"TLS \(CA \S+ca\.pem, ip_san\), as role orderpipe", text), text
+
+
+def test_orderpipe_run_faults_prints_fault_commands_that_work(cassandra_endpoint, tmp_path):
+    # Given `orderpipe run --faults` on this session's Cassandra
+    env = run_env(cassandra_endpoint)
+    toxiproxy_ports: list[int] = []
+
+    def inject_by_hand(text: str) -> None:
+        lines = [line.strip() for line in text.splitlines()]
+        get_line = next(line for line in lines if "/orders/ORDER_ID" in line)
+        black_hole = next(
+            line for line in lines if line.startswith("orderpipe fault add cassandra black-hole")
+        )
+        clear = next(line for line in lines if line == "orderpipe fault clear")
+        found = re.search(r"Toxiproxy \(http://127\.0\.0\.1:(\d+)\)", text)
+        assert found is not None, text
+        toxiproxy_ports.append(int(found.group(1)))
+
+        def run_printed(line: str) -> str:
+            argv = shlex.split(line.split("#", 1)[0])
+            if argv[0] == "orderpipe":
+                argv[0] = str(ORDERPIPE)
+            return subprocess.run(argv, capture_output=True, check=True, text=True, env=env).stdout
+
+        def get(order_id: str) -> str:
+            return run_printed(get_line.replace("ORDER_ID", order_id).replace("curl -s", "curl -s -i", 1))
+
+        never_read = str(uuid.uuid4())  # not cached: only Cassandra can say it is unknown
+        # When Cassandra is black-holed with the printed command (it finds the run's Toxiproxy itself)
+        run_printed(black_hole)
+        started = time.monotonic()
+        miss = get(never_read)
+        seconds = time.monotonic() - started
+        # Then a GET Cassandra must answer is a 503 with Retry-After within 3 s
+        assert miss.startswith("HTTP/1.1 503"), miss
+        assert "Retry-After: " in miss
+        assert seconds < 3.5  # 3 s, plus starting curl
+        # And once the faults are cleared, Cassandra answers again: the unknown order is a 404
+        run_printed(clear)
+        for _ in range(60):
+            miss = get(never_read)
+            if not miss.startswith("HTTP/1.1 503"):
+                break
+            time.sleep(0.5)
+        assert miss.startswith("HTTP/1.1 404"), miss
+
+    run_use_and_stop(
+        env, ["--faults", "--keyspace", "orderpipe_run_faults"], tmp_path, while_running=inject_by_hand
+    )
+    # And Ctrl-C stops Toxiproxy with the rest
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection(("127.0.0.1", toxiproxy_ports[0]), timeout=2),
+    ):
+        pass

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from orderpipe_common import cassandra_session
+from orderpipe_common.identity import authorizer_context
 from orderpipe_common.settings import from_mapping
 from orderpipe_devenv.aws.resources import Table
 from orderpipe_devenv.lambda_events import (
@@ -26,7 +27,7 @@ from orderpipe_reader import handler as reader
 from orderpipe_schema.handler import apply_schema
 from orderpipe_schema.settings import SchemaSettings
 from orderpipe_testkit.process_state import reset_process_state
-from orderpipe_testkit.sample_orders import make_orders, message_body
+from orderpipe_testkit.sample_orders import SAMPLE_PRODUCER, make_orders, message_body
 from orderpipe_writer import handler as writer
 from orderpipe_writer.settings import WriterSettings
 from tests.fixtures.cassandra import CassandraEndpoint
@@ -77,7 +78,12 @@ def test_schema_writer_and_reader_work_over_the_protocol_version(
     )
     answer = proxy_response(
         reader.lambda_handler(
-            rest_proxy_event("GET", f"/orders/{orders[0].order_id}", resource="/orders/{order_id}"),
+            rest_proxy_event(
+                "GET",
+                f"/orders/{orders[0].order_id}",
+                resource="/orders/{order_id}",
+                authorizer=authorizer_context(SAMPLE_PRODUCER, ["orders/read"]),
+            ),
             LocalLambdaContext(function_name="orderpipe-reader"),
         )
     )

@@ -19,6 +19,7 @@ import pytest
 from cassandra.cluster import NoHostAvailable, Session
 
 from orderpipe_common.cassandra_session import CassandraAuthenticationError, CassandraTlsError
+from orderpipe_common.identity import authorizer_context
 from orderpipe_common.settings import from_mapping
 from orderpipe_devenv.aws.resources import Table
 from orderpipe_devenv.cassandra import security
@@ -32,7 +33,7 @@ from orderpipe_reader import handler as reader
 from orderpipe_schema.handler import apply_schema
 from orderpipe_schema.settings import SchemaSettings
 from orderpipe_testkit.process_state import reset_process_state
-from orderpipe_testkit.sample_orders import make_orders, message_body
+from orderpipe_testkit.sample_orders import SAMPLE_PRODUCER, make_orders, message_body
 from orderpipe_writer import handler as writer
 from tests.fixtures.aws import MotoServer
 from tests.fixtures.cassandra import CassandraEndpoint, wait_until_queryable
@@ -109,7 +110,12 @@ def test_schema_writer_and_reader_work_over_tls_as_a_role_from_the_secret(
     )
     answer = proxy_response(
         reader.lambda_handler(
-            rest_proxy_event("GET", f"/orders/{orders[3].order_id}", resource="/orders/{order_id}"),
+            rest_proxy_event(
+                "GET",
+                f"/orders/{orders[3].order_id}",
+                resource="/orders/{order_id}",
+                authorizer=authorizer_context(SAMPLE_PRODUCER, ["orders/read"]),
+            ),
             LocalLambdaContext(function_name="orderpipe-reader"),
         )
     )
@@ -179,7 +185,12 @@ def test_a_wrong_ca_makes_the_reader_answer_503_fast_and_log_the_setting(
     started = time.monotonic()
     answer = proxy_response(
         reader.lambda_handler(
-            rest_proxy_event("GET", f"/orders/{uuid.uuid4()}", resource="/orders/{order_id}"),
+            rest_proxy_event(
+                "GET",
+                f"/orders/{uuid.uuid4()}",
+                resource="/orders/{order_id}",
+                authorizer=authorizer_context(SAMPLE_PRODUCER, ["orders/read"]),
+            ),
             LocalLambdaContext(function_name="orderpipe-reader"),
         )
     )

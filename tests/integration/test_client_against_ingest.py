@@ -116,6 +116,20 @@ def test_the_real_refusal_names_the_field(ingest_env: IngestEnv, client: Orderpi
     assert queued_ids(ingest_env) == []
 
 
+def test_an_explicit_key_reused_for_another_order_is_a_refusal_sent_once(
+    ingest_env: IngestEnv, client: OrderpipeClient
+) -> None:
+    # Given an order accepted under an explicit key
+    client.submit(order("po-1"), idempotency_key="mine-1")
+    # When another order is submitted under the same key, Then the real 409 is a refusal naming the
+    # key, not a conflict retried until the deadline, and nothing more is queued
+    with pytest.raises(OrderRejectedError) as refused:
+        client.submit(order("po-2"), idempotency_key="mine-1")
+    assert refused.value.status == 409
+    assert [e.field for e in refused.value.errors] == ["header.Idempotency-Key"]
+    assert len(queued_ids(ingest_env)) == 1
+
+
 def test_a_wrong_token_is_refused_by_the_gateway(ingest_env: IngestEnv, gateway: str) -> None:
     with (
         OrderpipeClient(gateway, auth=BearerTokenAuth("wrong")) as client,

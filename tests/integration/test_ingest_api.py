@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.identity import SCOPE_WRITE, authorizer_context
 from orderpipe_common.model import MAX_BATCH_BODY_BYTES, MAX_ORDER_BODY_BYTES
@@ -88,11 +89,15 @@ class FlakyBatchClient:
         return {"Successful": answer.get("Successful", []), "Failed": failed}
 
 
+def real_sqs_client() -> Any:
+    return publisher.sqs_client_for(Deadline.after(10))
+
+
 @contextmanager
 def sqs_client_replaced_by(client: Any) -> Iterator[None]:
     """The ingest's publisher uses `client` (undone before the ingest_env fixture resets its state)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(publisher, "get_sqs_client", lambda: client)
+        patch.setattr(publisher, "sqs_client_for", lambda _deadline: client)
         reset_process_state()
         yield
     reset_process_state()
@@ -100,7 +105,7 @@ def sqs_client_replaced_by(client: Any) -> Iterator[None]:
 
 @pytest.fixture
 def flaky_sqs(ingest_env: IngestEnv) -> Iterator[FlakyBatchClient]:
-    client = FlakyBatchClient(publisher.get_sqs_client(), fail_ids={"1", "3"}, failing_calls=1)
+    client = FlakyBatchClient(real_sqs_client(), fail_ids={"1", "3"}, failing_calls=1)
     with sqs_client_replaced_by(client):
         yield client
 
@@ -237,10 +242,17 @@ def test_the_same_key_and_body_twice_gives_the_same_answer_and_one_message(inges
     assert len(ingest_env.messages()) == 1
 
 
-def test_the_same_key_with_another_body_is_422_and_enqueues_nothing_new(ingest_env: IngestEnv) -> None:
+def test_the_same_key_with_another_body_is_a_409_without_retry_after_and_enqueues_nothing_new(
+    ingest_env: IngestEnv,
+) -> None:
+    # Given an order accepted under a key
     assert post("/orders", order_payload(3), headers={"Idempotency-Key": "k"}).status == 202
-    error = assert_error(post("/orders", order_payload(4), headers={"Idempotency-Key": "k"}), 422)
+    # When another order is posted under the same key
+    response = post("/orders", order_payload(4), headers={"Idempotency-Key": "k"})
+    # Then it conflicts with what the key stands for: a 409 that says so, with nothing to wait for
+    error = assert_error(response, 409, "idempotency_key_reused")
     assert error["fields"][0]["type"] == "idempotency_key_reused"
+    assert "retry-after" not in response.headers
     assert len(ingest_env.messages()) == 1
 
 
@@ -296,7 +308,7 @@ class LosesTheAnswer:
 def test_a_retry_after_a_lost_answer_sends_the_same_order_again_not_a_new_one(ingest_env: IngestEnv) -> None:
     # Given SQS takes the message but its answer is lost: the producer gets a 503
     payload = order_payload(11)
-    with sqs_client_replaced_by(LosesTheAnswer(publisher.get_sqs_client())):
+    with sqs_client_replaced_by(LosesTheAnswer(real_sqs_client())):
         assert_error(post("/orders", payload, headers={"Idempotency-Key": "lost"}), 503)
     # When the producer retries with the same key and body
     retried = post("/orders", payload, headers={"Idempotency-Key": "lost"})
@@ -320,7 +332,7 @@ def test_a_key_reused_after_its_window_with_another_body_is_a_new_order(ingest_e
 def test_a_concurrent_request_with_the_same_key_is_409_with_retry_after(ingest_env: IngestEnv) -> None:
     payload = order_payload(11)
     inner: list[ProxyResponse] = []
-    real = publisher.get_sqs_client()
+    real = real_sqs_client()
 
     class SendsWhileInProgress:
         def __getattr__(self, name: str) -> Any:
@@ -340,7 +352,7 @@ def test_a_concurrent_request_with_the_same_key_is_409_with_retry_after(ingest_e
     assert len(ingest_env.messages()) == 1
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256])
+@pytest.mark.parametrize("key", ["", "k" * 256, " k", "k ", "caf\u00e9", "tab\tkey"])
 def test_an_invalid_key_is_400(ingest_env: IngestEnv, key: str) -> None:
     assert_error(post("/orders", order_payload(1), headers={"Idempotency-Key": key}), 400)
     assert ingest_env.messages() == []
@@ -355,6 +367,39 @@ def test_an_invalid_key_is_400(ingest_env: IngestEnv, key: str) -> None:
 def test_malformed_json_is_400(ingest_env: IngestEnv, raw: str | bytes) -> None:
     error = assert_error(post("/orders", None, raw=raw), 400, "malformed_json")
     assert error["message"]
+    assert ingest_env.messages() == []
+
+
+def _raw_order(seed: int) -> str:
+    return json.dumps(order_payload(seed, items=1))
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "field"),
+    [
+        ("/orders", _raw_order(1)[:-1] + ', "currency": "USD"}', "currency"),
+        (
+            "/orders",
+            _raw_order(1).replace('"quantity": ', '"quantity": 5, "quantity": ', 1),
+            "items.0.quantity",
+        ),
+        (
+            "/orders/batch",
+            f'[{_raw_order(1)}, {_raw_order(2)[:-1]}, "customer_id": "c-2"}}]',
+            "1.customer_id",
+        ),
+    ],
+    ids=["top level", "nested", "second order of a batch"],
+)
+def test_an_object_repeating_a_key_is_400_naming_it(
+    ingest_env: IngestEnv, path: str, raw: str, field: str
+) -> None:
+    # Given a body in which one object repeats a key (Python's json would keep the last value)
+    # When it is posted, Then it is refused as ambiguous, naming where, and nothing is enqueued
+    error = assert_error(post(path, None, raw=raw), 400, "malformed_json")
+    assert error["fields"] == [
+        {"field": field, "message": error["fields"][0]["message"], "type": "json_duplicate_key"}
+    ]
     assert ingest_env.messages() == []
 
 

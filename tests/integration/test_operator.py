@@ -217,3 +217,31 @@ def test_unknown_queue_is_a_clear_error(moto_server, capsys):
     # Then the command says so and exits 2
     assert code == 2
     assert "no queue named 'no-such-pipeline-orders'" in capsys.readouterr().err
+
+
+def test_status_reports_the_outage_budget_read_from_the_live_queues(sqs_client, queues, aws_name, capsys):
+    # Given queues created with the default tuning (21 receives, 180 s visibility, 4 d / 14 d retention)
+    # When the status is read, as data and as the command prints it
+    status = queue_status(sqs_client, queues, thresholds=THRESHOLDS, endpoint_url="http://127.0.0.1:1")
+    main(["queue", "status", "--prefix", aws_name])
+    out = capsys.readouterr().out
+    # Then the budget is the queues' own: an hour of Cassandra outage before orders reach the DLQ
+    assert status.budget is not None
+    assert status.budget.outage_budget_seconds == DEFAULT_TUNING.cassandra_outage_budget_seconds == 3600
+    assert status.budget_problems == []
+    assert "Cassandra outage survived before orders reach the DLQ: 1 h" in out
+    assert "retention: queue 4 d, DLQ 14 d" in out
+    assert "warning" not in out
+
+
+def test_status_warns_when_the_queue_outlives_its_dlq(sqs_client, queues, aws_name, capsys):
+    # Given a queue that keeps messages as long as its DLQ (someone changed it by hand)
+    sqs_client.set_queue_attributes(
+        QueueUrl=queues.queue_url, Attributes={"MessageRetentionPeriod": str(14 * 86_400)}
+    )
+    # When the command prints the status
+    main(["queue", "status", "--prefix", aws_name, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    # Then the budget says so
+    assert report["budget"]["queue_retention_seconds"] == report["budget"]["dlq_retention_seconds"]
+    assert any("time in the queue comes off its time in the DLQ" in p for p in report["budget_problems"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.identity import Caller
 from orderpipe_common.model import LineItem, Order, ShippingAddress
 from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
@@ -76,10 +77,10 @@ def test_an_edited_applied_migration_is_refused(cql_session, tmp_path: Path):
 
 
 class _NoCache:
-    def get(self, order_id: uuid.UUID) -> None:
+    def get(self, order_id: uuid.UUID, deadline: Deadline) -> None:
         return None
 
-    def put(self, order: Order) -> None:
+    def put(self, order: Order, deadline: Deadline) -> None:
         return None
 
 
@@ -87,7 +88,7 @@ class _Rows:
     def __init__(self, session, keyspace: str) -> None:
         self._session, self._keyspace = session, keyspace
 
-    def find(self, order_id: uuid.UUID) -> Order | None:
+    def find(self, order_id: uuid.UUID, deadline: Deadline | None = None) -> Order | None:
         self._session.set_keyspace(self._keyspace)
         row = self._session.execute(SELECT_ORDER_CQL.replace("?", "%s"), (order_id,)).one()
         return order_from_row(row) if row is not None else None
@@ -118,7 +119,14 @@ def test_adding_the_producer_column_keeps_old_orders_readable_as_the_legacy_prod
     # ...and the reader answers it as the legacy producer's: readable by it and by read-all, no one else
     def read_as(producer: str, read_all: bool = False) -> Order | None:
         caller = Caller(producer=producer, read_all=read_all, request_id="r", source_ip="127.0.0.1")
-        return read_order(old_id, caller=caller, legacy_producer="legacy", cache=_NoCache(), source=source)
+        return read_order(
+            old_id,
+            caller=caller,
+            legacy_producer="legacy",
+            cache=_NoCache(),
+            source=source,
+            deadline=Deadline.after(10),
+        )
 
     legacy_view = read_as("legacy")
     assert (

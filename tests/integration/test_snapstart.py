@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from orderpipe_common import cassandra_session, per_process
+from orderpipe_common.deadlines import Deadline
 from orderpipe_devenv.lambda_events import sqs_event_from_bodies
 from orderpipe_ingest import publisher
 from orderpipe_testkit.sample_orders import make_orders, message_body
@@ -67,12 +68,12 @@ def test_the_writer_restored_from_a_snapshot_writes_through_a_new_session(
 
 def test_the_ingest_restored_from_a_snapshot_sends_through_a_new_client(ingest_env: IngestEnv) -> None:
     # Given a warm ingest: its SQS client has sent a message
-    client_before = publisher.get_sqs_client()
-    publisher.get_publisher().send("{}")
+    client_before = publisher.sqs_client_for(Deadline.after(5))
+    publisher.publisher_within(Deadline.after(5)).send("{}")
     # When the snapshot is taken and the environment restored
     per_process.before_snapshot()
     per_process.after_restore()
     # Then the next send goes through a new client (the old one, and its connection pool, are dropped)
-    publisher.get_publisher().send("{}")
-    assert publisher.get_sqs_client() is not client_before
+    publisher.publisher_within(Deadline.after(5)).send("{}")
+    assert publisher.sqs_client_for(Deadline.after(5)) is not client_before
     assert len(ingest_env.messages()) == 2

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
-from orderpipe_devenv.lambda_events import sqs_event_from_bodies
+from orderpipe_devenv.lambda_events import LocalLambdaContext, sqs_event_from_bodies
 from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer import handler
 from tests.fixtures.cassandra import wait_until_queryable
@@ -69,23 +69,24 @@ def test_a_redelivered_message_leaves_one_unchanged_row(cassandra_env, orders_se
 
 
 def test_cassandra_down_means_every_record_is_reported_then_it_recovers(
-    cassandra_env, cassandra_outage, orders_session, lambda_context
+    cassandra_env, cassandra_outage, orders_session
 ):
-    # Given a writer that has a session, and then Cassandra stops
+    # Given a writer that has a session, and then Cassandra stops (a context per invocation: the
+    # writer's deadline comes from it)
     handler.lambda_handler(
-        sqs_event_from_bodies([message_body(make_orders(1, start=3000)[0])]), lambda_context
+        sqs_event_from_bodies([message_body(make_orders(1, start=3000)[0])]), LocalLambdaContext()
     )
     cassandra_outage.stop()
     # When a batch arrives
     orders = make_orders(20, start=3100)
     event = sqs_event_from_bodies(message_body(o) for o in orders)
-    response = handler.lambda_handler(event, lambda_context)
+    response = handler.lambda_handler(event, LocalLambdaContext())
     # Then every record is reported failed: nothing is acknowledged that is not stored
     assert failed_ids(response) == {r["messageId"] for r in event["Records"]}
     # And when Cassandra is back, the same process (its session from before the outage, as after
     # a Lambda freeze/thaw) writes the redelivered batch without a failure
     cassandra_outage.start()
-    assert handler.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    assert handler.lambda_handler(event, LocalLambdaContext()) == {"batchItemFailures": []}
     wait_until_queryable(orders_session)  # the test's own assertion session reconnects on its own schedule
     for order in orders:
         assert stored(orders_session, order.order_id) == order

@@ -72,7 +72,7 @@ def test_the_same_content_gets_the_same_key_and_other_content_another() -> None:
 def test_a_client_reference_keys_the_order_with_its_customer() -> None:
     # Given orders with a client_reference
     # When their content changes but not their reference and customer
-    # Then the key stays (the server refuses the same key with another body, a 422, rather than store both)
+    # Then the key stays (the server refuses the same key with another body, a 409, rather than store both)
     assert key_of(sample(client_reference="po-1")) == key_of(sample(client_reference="po-1", currency="USD"))
     assert key_of(sample(client_reference="po-1")) != key_of(sample(client_reference="po-2"))
     assert key_of(sample(client_reference="po-1")) != key_of(

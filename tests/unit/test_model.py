@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -13,27 +14,24 @@ from pydantic import ValidationError
 
 from orderpipe_common.envelope import (
     CURRENT_SCHEMA_VERSION,
+    OrderEnvelopeV2,
     UnreadableMessageError,
     parse_envelope,
     wrap,
 )
-from orderpipe_common.model import MAX_LINE_ITEMS_PER_ORDER, MAX_QUANTITY_PER_LINE, Order, OrderRequest
+from orderpipe_common.model import (
+    EXAMPLE_ORDER_REQUEST,
+    MAX_LINE_ITEMS_PER_ORDER,
+    MAX_ORDER_BODY_BYTES,
+    MAX_QUANTITY_PER_LINE,
+    Order,
+    OrderRequest,
+)
 
 
 def valid_payload(**changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "customer_id": "cust-42",
-        "currency": "EUR",
-        "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "19.99"}],
-        "shipping_address": {
-            "name": "Ada Lovelace",
-            "line1": "12 Analytical Street",
-            "city": "London",
-            "postal_code": "N1 9GU",
-            "country": "GB",
-        },
-        "client_reference": "po-7",
-    }
+    # The document's example order: a complete one (every optional field set).
+    payload: dict[str, Any] = copy.deepcopy(EXAMPLE_ORDER_REQUEST)
     payload.update(changes)
     return payload
 
@@ -264,3 +262,121 @@ def test_an_accepted_order_equals_the_same_order_validated_from_scratch() -> Non
     assert order == revalidated
     assert order.accepted_at == datetime(2026, 11, 24, 6, 30, 15, 123_000, tzinfo=UTC)
     assert Order.model_validate_json(order.model_dump_json()) == order
+
+
+# -- characters: carried as sent, or refused naming the field -----------------------------------------
+
+FREE_TEXT_FIELDS = [
+    ("client_reference",),
+    ("shipping_address", "name"),
+    ("shipping_address", "line1"),
+    ("shipping_address", "line2"),
+    ("shipping_address", "city"),
+    ("shipping_address", "region"),
+    ("shipping_address", "postal_code"),
+]
+# Characters SQS refuses in a message body (it takes #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+# #x10000-#x10FFFF), and some it takes that are easy to mangle.
+SQS_REFUSED = "\x00\x01\x08\x0b\x0c\x0e\x1f\ufffe\uffff"
+AWKWARD = "\t\n\r\x7f\u2028\u202e\ufeff\U0001f4a5\U0010ffff"
+
+
+def sqs_takes(body: str) -> bool:
+    return all(
+        c in "\t\n\r" or 0x20 <= ord(c) <= 0xD7FF or 0xE000 <= ord(c) <= 0xFFFD or ord(c) >= 0x10000
+        for c in body
+    )
+
+
+def with_text(path: tuple[str, ...], text: str) -> dict[str, Any]:
+    payload = valid_payload()
+    target = payload
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = text
+    return payload
+
+
+@pytest.mark.parametrize("path", FREE_TEXT_FIELDS, ids=".".join)
+def test_every_character_of_free_text_reaches_the_queue_and_comes_back_the_same(
+    path: tuple[str, ...],
+) -> None:
+    # Given an order whose free-text field holds the characters SQS refuses and other awkward ones
+    text = "x" + SQS_REFUSED + AWKWARD
+    order = Order.accept(OrderRequest.model_validate(with_text(path, text)), producer="acme")
+    # When it is wrapped for the queue
+    body = wrap(order)
+    # Then the message body is ASCII that SQS takes, and the writer reads back the same text
+    assert body.isascii() and sqs_takes(body)
+    assert parse_envelope(body) == order
+    read_back: Any = parse_envelope(body)
+    for part in path:
+        read_back = getattr(read_back, part)
+    assert read_back == text
+
+
+def test_an_envelope_written_before_the_escaping_is_still_read() -> None:
+    # Given a message an older ingest wrote: raw UTF-8 JSON, non-ASCII characters unescaped
+    order = Order.accept(
+        OrderRequest.model_validate(with_text(("client_reference",), "caf\u00e9 \U0001f4a5")),
+        producer="acme",
+    )
+    old_body = OrderEnvelopeV2(order=order).model_dump_json()
+    assert not old_body.isascii()
+    # When a writer reads it, Then it gets the same order as from the escaped form
+    assert parse_envelope(old_body) == parse_envelope(wrap(order)) == order
+
+
+@pytest.mark.parametrize("path", FREE_TEXT_FIELDS, ids=".".join)
+@pytest.mark.parametrize(
+    "surrogate", [chr(0xD800), chr(0xDFFF), f"a{chr(0xDC00)}b"], ids=["D800", "DFFF", "aDC00b"]
+)
+def test_a_lone_surrogate_is_refused_naming_the_field(path: tuple[str, ...], surrogate: str) -> None:
+    # A lone surrogate (from a JSON escape such as "\ud800") is not a character: no UTF-8 store takes it
+    assert invalid_fields(with_text(path, surrogate)) == {".".join(path)}
+
+
+def test_nul_and_noncharacters_are_valid_text() -> None:
+    request = OrderRequest.model_validate(valid_payload(client_reference="a\x00b\uffff"))
+    assert request.client_reference == "a\x00b\uffff"
+
+
+def test_a_maximal_order_fits_the_body_limit_and_ten_of_its_envelopes_one_send_batch() -> None:
+    # Given an order with every field at its longest, each character as long as JSON can make it
+    # (astral: a 12-byte surrogate-pair escape), 100 line items at their longest
+    astral = "\U0010fffd"
+    address = {name: astral * 200 for name in ("name", "line1", "line2", "city", "region")}
+    request = OrderRequest.model_validate(
+        valid_payload(
+            customer_id="C" * 64,
+            client_reference=astral * 64,
+            shipping_address={**address, "postal_code": astral * 20, "country": "GB"},
+            items=[{"sku": "S" * 64, "quantity": MAX_QUANTITY_PER_LINE, "unit_price": "9999999999.99"}]
+            * MAX_LINE_ITEMS_PER_ORDER,
+        )
+    )
+    # Then a producer's ASCII JSON of it is within the single-order body limit...
+    assert len(json.dumps(request.model_dump(mode="json")).encode()) <= MAX_ORDER_BODY_BYTES
+    # ...and ten envelopes fit one SendMessageBatch call (256 KiB), as the publisher sends them
+    assert 10 * len(wrap(Order.accept(request, producer="acme")).encode()) <= 256 * 1024
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (Decimal("1E+2"), "100"),
+        (Decimal("1.500"), "1.50"),
+        (Decimal("-0"), "0"),
+        (Decimal("-0.00"), "0.00"),
+        ("19.9", "19.9"),
+        ("007.50", "7.50"),
+    ],
+)
+def test_a_price_is_stored_and_answered_in_its_plain_spelling(sent: Any, stored: str) -> None:
+    order = Order.accept(OrderRequest.model_validate(with_item(unit_price=sent)), producer="acme")
+    assert json.loads(order.model_dump_json())["items"][0]["unit_price"] == stored
+
+
+def test_an_integral_number_is_a_quantity() -> None:
+    # JSON Schema counts 2.0 as an integer; the ingest parses it as Decimal("2.0")
+    assert OrderRequest.model_validate(with_item(quantity=Decimal("2.0"))).items[0].quantity == 2

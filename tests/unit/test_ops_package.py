@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import typing
 
-from orderpipe_common import envelope
+from orderpipe_common import envelope, tuning
 from orderpipe_ops import queues
 from orderpipe_testkit.sample_orders import make_order, message_body
 
@@ -53,3 +53,29 @@ def test_the_producer_administration_agrees_with_the_functions_on_names_and_scop
     )
     assert producers.PRODUCER_PATTERN == identity.PRODUCER_PATTERN
     assert {producers.SCOPE_WRITE, producers.SCOPE_READ, producers.SCOPE_READ_ALL} == set(identity.ALL_SCOPES)
+
+
+def test_the_outage_budget_is_computed_as_the_tuning_computes_it():
+    # Given a few receive counts and visibility timeouts
+    for receives, visibility in [(1, 30), (2, 12), (21, 180), (5, 900)]:
+        budget = queues.QueueBudget(
+            visibility_timeout_seconds=visibility,
+            max_receive_count=receives,
+            queue_retention_seconds=86_400,
+            dlq_retention_seconds=2 * 86_400,
+        )
+        # Then the operator's figure and the stack's agree
+        assert budget.outage_budget_seconds == tuning.outage_budget_seconds(receives, visibility)
+
+
+def test_a_budget_without_retentions_still_states_the_outage_budget():
+    # Given an endpoint that reports no retention (ElasticMQ keeps messages until deleted)
+    budget = queues.QueueBudget(
+        visibility_timeout_seconds=180,
+        max_receive_count=21,
+        queue_retention_seconds=None,
+        dlq_retention_seconds=None,
+    )
+    # Then the outage budget is known and nothing is flagged for want of a retention
+    assert budget.outage_budget_seconds == 3600
+    assert budget.problems(age_alarm_seconds=300) == []

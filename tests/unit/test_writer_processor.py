@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.model import Order
 from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE
 from orderpipe_devenv.lambda_events import sqs_event_from_bodies, sqs_record
@@ -20,7 +21,7 @@ class FakeStore:
         self.fail_ids = fail_ids or set()
         self.calls: list[list[Order]] = []
 
-    def insert_many(self, orders: Sequence[Order]) -> Outcomes:
+    def insert_many(self, orders: Sequence[Order], deadline: Deadline) -> Outcomes:
         self.calls.append(list(orders))
         return [RuntimeError("write timed out") if str(o.order_id) in self.fail_ids else None for o in orders]
 

@@ -2,8 +2,8 @@
 
 Every POST carries a deterministic `Idempotency-Key` (see `orderpipe_client.keys`), so any request
 may be sent again - after a timeout, a dropped connection, a 409/429/503, a crash - without storing
-an order twice. Refusals (400/413/415/422) are never retried: they come back as rejections naming
-the fields. Thread-safe: one client may serve many threads (it holds one connection pool).
+an order twice. Refusals (400/413/415/422, and a 409 for a key reused with another body) are never
+retried: they come back as rejections naming the fields. Thread-safe: one client may serve many threads (it holds one connection pool).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from orderpipe_client.models import (
     OrderOutcome,
 )
 from orderpipe_client.retry import (
+    KEY_REUSED_CODE,
     REFUSAL_STATUSES,
     RETRYABLE_STATUSES,
     RetryPolicy,
@@ -136,6 +137,10 @@ def _error_details(response: httpx.Response) -> tuple[str, str, list[FieldError]
         if response.text:
             message = response.text[:200]
     return f"http_{response.status_code}", message, []
+
+
+def _is_refusal(status: int, code: str) -> bool:
+    return status in REFUSAL_STATUSES or (status == 409 and code == KEY_REUSED_CODE)
 
 
 def _refusal_errors(code: str, message: str, fields: list[FieldError]) -> list[FieldError]:
@@ -238,7 +243,7 @@ class OrderpipeClient:
         if 200 <= status < 300:
             return Accepted.model_validate_json(response.content)
         code, message, fields = _error_details(response)
-        if status in REFUSAL_STATUSES:
+        if _is_refusal(status, code):
             raise OrderRejectedError(message, status=status, errors=_refusal_errors(code, message, fields))
         raise self._unusable(response, message)
 
@@ -378,7 +383,7 @@ class OrderpipeClient:
                     )
             return settled, unqueued
         code, message, fields = _error_details(response)
-        if status not in REFUSAL_STATUSES:
+        if not _is_refusal(status, code):
             raise self._unusable(response, message)
         # A batch refused as a whole: fields name "<position>.<field>" (422: no order valid), or the
         # whole request ("body", a header): those apply to every order.
@@ -545,7 +550,9 @@ class OrderpipeClient:
             except RETRYABLE_TRANSPORT_ERRORS as error:
                 last, last_status = f"{type(error).__name__}: {error or 'no detail'}", None
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
+                if response.status_code not in RETRYABLE_STATUSES or _is_refusal(
+                    response.status_code, _error_details(response)[0]
+                ):
                     return response
                 last_status = response.status_code
                 last = f"HTTP {response.status_code}: {_error_details(response)[1]}"

@@ -12,7 +12,8 @@ class OrderpipeError(Exception):
 
 
 class OrderRejectedError(OrderpipeError):
-    """The server refused the order (400/413/415/422); `errors` names each field. Not retried."""
+    """The server refused the order (400/413/415/422, or 409 `idempotency_key_reused`); `errors` names
+    each field. Not retried."""
 
     def __init__(self, message: str, *, status: int, errors: Sequence[FieldError] = ()) -> None:
         super().__init__(message)

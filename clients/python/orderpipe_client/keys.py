@@ -88,9 +88,15 @@ def order_json_value(order: Any) -> Any:
 
 
 def validate_explicit_key(key: str) -> str:
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or key != key.strip():
+    if (
+        not key
+        or len(key) > MAX_KEY_LENGTH
+        or not key.isascii()
+        or not key.isprintable()
+        or key != key.strip()
+    ):
         raise InvalidIdempotencyKeyError(
-            f"an Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters without "
+            f"an Idempotency-Key must be 1 to {MAX_KEY_LENGTH} visible ASCII characters without "
             "surrounding spaces"
         )
     return key

@@ -21,6 +21,9 @@ from orderpipe_client.errors import OperationCancelledError
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 # Answers that say "never like this": the request itself is refused; they are not retried.
 REFUSAL_STATUSES = frozenset({400, 413, 415, 422})
+# A 409 with this error code is a refusal too: the Idempotency-Key was used before with another body
+# (other 409s say the first request with the key still runs: retry).
+KEY_REUSED_CODE = "idempotency_key_reused"
 
 
 @dataclass(frozen=True)

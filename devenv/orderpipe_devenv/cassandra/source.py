@@ -27,7 +27,7 @@ from typing import Literal
 from orderpipe_common.settings import CassandraSettings
 from orderpipe_devenv import cassandra as local_cassandra
 from orderpipe_devenv.cassandra import security
-from orderpipe_devenv.processes import JavaNotFoundError, find_java, free_port
+from orderpipe_devenv.processes import JavaNotFoundError, find_java, stable_port
 
 log = logging.getLogger("orderpipe.cassandra")
 
@@ -146,6 +146,18 @@ def _from_container() -> Iterator[ProvidedCassandra]:
         container.stop()
 
 
+def embedded_endpoint(cluster: local_cassandra.CassandraCluster) -> CassandraEndpoint:
+    """Where an embedded cluster started here listens."""
+    return CassandraEndpoint(
+        contact_points=tuple(cluster.contact_points),
+        port=cluster.port,
+        local_dc=cluster.local_dc,
+        username=None,
+        password=None,
+        source="embedded",
+    )
+
+
 @contextmanager
 def _from_embedded_node(
     settings: local_cassandra.ClusterSettings, *, secured: bool = False
@@ -176,14 +188,7 @@ def _from_embedded_node(
         except local_cassandra.CassandraError as error:
             raise CassandraUnavailableError(f"the embedded node did not start: {error}") from error
         stack.callback(cluster.stop)
-        endpoint = CassandraEndpoint(
-            contact_points=tuple(cluster.contact_points),
-            port=cluster.port,
-            local_dc=cluster.local_dc,
-            username=None,
-            password=None,
-            source="embedded",
-        )
+        endpoint = embedded_endpoint(cluster)
         if material is not None:
             endpoint = replace(
                 endpoint,
@@ -215,9 +220,10 @@ def _create_application_role(endpoint: CassandraEndpoint) -> str:
 
 
 def free_port_cluster_settings() -> local_cassandra.ClusterSettings:
-    """One node on free ports: never clashes with a hand-started node or another session."""
+    """One node on free ports: never clashes with a hand-started node or another session, and finds
+    them free again when a drill kills it and starts it again."""
     return local_cassandra.ClusterSettings(
-        nodes=1, cql_port=free_port(), storage_port=free_port(), jmx_port=free_port()
+        nodes=1, cql_port=stable_port(), storage_port=stable_port(), jmx_port=stable_port()
     )
 
 

@@ -83,6 +83,12 @@ def register(subparsers: Any) -> None:
         default="elasticmq",
         help="SQS server when AWS_ENDPOINT_URL is not set (moto slows down as the queue fills)",
     )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="put Toxiproxy between the functions and Cassandra, SQS and DynamoDB, so that network "
+        "faults can be injected by hand (`orderpipe fault add cassandra black-hole`, ...)",
+    )
     parser.add_argument("--duration", type=float, help="stop by itself after this many seconds")
     parser.add_argument("--quiet-requests", action="store_true", help="don't log one line per request/batch")
     parser.set_defaults(handler=run)
@@ -105,6 +111,7 @@ def _stop_on_ctrl_c_or_sigterm() -> threading.Event:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import logging
     from contextlib import ExitStack
 
@@ -136,6 +143,16 @@ def run(args: argparse.Namespace) -> int:
             with console.status(f"starting moto server (DynamoDB) and {args.sqs} (SQS)"):
                 aws = stack.enter_context(local_aws(args.sqs))
             aws_endpoint, sqs_endpoint = aws.endpoint_url, aws.sqs_endpoint_url
+        faults = None
+        if args.faults:
+            from orderpipe_devenv.toxiproxy import ToxiproxyUnavailableError
+
+            try:
+                with console.status("starting Toxiproxy and its proxies"):
+                    faults = _start_faults(stack, cassandra.endpoint, aws_endpoint, sqs_endpoint)
+            except ToxiproxyUnavailableError as error:
+                console.print(f"[red]No Toxiproxy:[/red] {error} (`make setup` builds it)")
+                return 2
         config = RuntimeConfig(
             host=args.host,
             port=args.port or free_port(args.host),
@@ -152,15 +169,20 @@ def run(args: argparse.Namespace) -> int:
                     cassandra_env=cassandra.endpoint.settings_env(args.keyspace),
                     aws_endpoint_url=aws_endpoint,
                     sqs_endpoint_url=sqs_endpoint,
+                    network_env=faults.function_env() if faults else None,
                 )
             )
         # The producer whose credentials the banner prints (and the state file records).
         producer = runtime.default_producer()
         # Where its parts listen, for the operator tools, `orderpipe load` and `orderpipe submit`.
         pipeline = runtime.describe(cassandra_source=cassandra.endpoint.source)
+        if faults is not None:
+            pipeline = dataclasses.replace(pipeline, toxiproxy_url=faults.client.api_url)
         state_file = local_pipeline.write(pipeline)
         stack.callback(local_pipeline.remove, pipeline.pid, state_file)
         _print_banner(console, runtime, cassandra.endpoint.source, state_file, producer)
+        if faults is not None:
+            _print_faults(console, faults)
         # From here on Ctrl-C means "stop cleanly" (during start-up it interrupts as usual).
         stop = _stop_on_ctrl_c_or_sigterm()
         stop.wait(args.duration)
@@ -174,6 +196,41 @@ TOKEN_COMMAND = (
     'TOKEN=$(curl -s -u "$ORDERPIPE_CLIENT_ID:$ORDERPIPE_CLIENT_SECRET" -d grant_type=client_credentials '  # noqa: S105
     '"$ORDERPIPE_TOKEN_URL" | python3 -c \'import json,sys; print(json.load(sys.stdin)["access_token"])\')'
 )
+
+
+def _start_faults(stack: Any, endpoint: Any, aws_endpoint: str, sqs_endpoint: str | None) -> Any:
+    """Toxiproxy (stopped with everything else) and a proxy in front of each dependency."""
+    from orderpipe_devenv.runtime.faults import FaultProxies
+    from orderpipe_devenv.toxiproxy import ToxiproxyServer
+
+    toxiproxy = stack.enter_context(ToxiproxyServer())
+    faults = FaultProxies.between(
+        toxiproxy.client,
+        cassandra_hosts=list(endpoint.contact_points),
+        cassandra_port=endpoint.port,
+        sqs_endpoint_url=sqs_endpoint or aws_endpoint,
+        dynamodb_endpoint_url=aws_endpoint,
+    )
+    return faults
+
+
+def _print_faults(console: Any, faults: Any) -> None:
+    api = faults.client.api_url
+    route = " ".join(f"{proxy.name} via {proxy.listen}" for proxy in faults.all)
+    lines = [
+        f"Faults: the functions reach their dependencies through Toxiproxy ({api}): {route}",
+        "Inject one by hand, in another terminal (`orderpipe fault --help` lists them all):",
+        "  orderpipe fault add cassandra black-hole     # GET an order not read before: 503 + Retry-After within 3 s",
+        "  orderpipe fault add sqs latency --size 800   # POSTs still 202, 0.8 s slower",
+        "  orderpipe fault add dynamodb reset --for 20  # idempotency and cache connections reset for 20 s",
+        "  orderpipe fault list",
+        "  orderpipe fault clear",
+        "or with Toxiproxy's own API:",
+        f"""  curl -s -X POST {api}/proxies/{faults.cassandra[0].name}/toxics -d '{{"type": "latency", "attributes": {{"latency": 500}}}}'""",
+        f"  curl -s -X POST {api}/reset",
+    ]
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file: Any, producer: Any) -> None:
@@ -196,7 +253,10 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
     console.print(
         Panel(
             f"[bold]orderpipe is running[/bold]\n"
-            f"API:        {url}\n" + auth_line + f"Producer:   {producer.name} ({producer.principal})\n"
+            f"API:        {url}\n"
+            f"API docs:   {url}/docs ({url}/openapi.json)\n"
+            + auth_line
+            + f"Producer:   {producer.name} ({producer.principal})\n"
             f"AWS:        {runtime.aws_endpoint_url}"
             + (f" (SQS: {runtime.sqs_endpoint_url})" if runtime.sqs_endpoint_url else "")
             + "\n"

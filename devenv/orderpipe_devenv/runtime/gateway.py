@@ -5,7 +5,8 @@ MISSING_AUTHENTICATION_TOKEN for unknown routes, as API Gateway answers), authen
 authorizer function in `jwt` mode, SigV4 in `iam` mode: runtime/gateway_auth.py) with the usage-plan
 API key, and the payload size bound (413). Its own answers have the deployed gateway's body,
 `{"error": {"code": <gateway response type>, "message": ...}}` (the templates the stack sets on its
-gateway responses, stacks/api.py).
+gateway responses, stacks/api.py). Given a DocsSite, it also serves the API's document and docs page
+(runtime/docs.py), without credentials: the deployed API has no such routes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from orderpipe_devenv.lambda_events import match_resource, rest_proxy_event
+from orderpipe_devenv.runtime.docs import DocsSite
 from orderpipe_devenv.runtime.gateway_auth import (
     GatewayAuth,
     GatewayRefusalError,
@@ -56,8 +58,10 @@ class ApiGatewayEmulator:
         port: int = 8080,
         max_payload_bytes: int = API_GATEWAY_MAX_PAYLOAD_BYTES,
         stage: str = "local",
+        docs: DocsSite | None = None,
     ) -> None:
         self.routes = routes
+        self.docs = docs
         self.auth = auth
         self.max_payload_bytes = max_payload_bytes
         self.stage = stage
@@ -91,6 +95,8 @@ class ApiGatewayEmulator:
     ) -> tuple[int, dict[str, str], bytes]:
         """One request through the gateway: (status, headers, body); `headers` names lower-cased."""
         url = urlsplit(raw_path)
+        if self.docs is not None and (answer := self.docs.answer(method, url.path)) is not None:
+            return answer
         route, path_parameters = self._route(method, url.path)
         if route is None:
             return _refusal(missing_authentication_token())
@@ -143,9 +149,19 @@ class ApiGatewayEmulator:
         return int(response["statusCode"]), response_headers, (response.get("body") or "").encode()
 
     def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
-        for route in self.routes:
-            parameters = route.match(method, path)
-            if parameters is not None:
+        # As API Gateway: the path selects one resource, a literal segment before a {parameter}
+        # (GET /orders/batch is the batch resource, not an order id), then the method one of its
+        # routes; a resource without that method is a 403 like an unknown path.
+        candidates = [
+            (route, parameters)
+            for route in self.routes
+            if (parameters := match_resource(route.resource, path)) is not None
+        ]
+        if not candidates:
+            return None, {}
+        resource = min((route.resource for route, _ in candidates), key=_parameter_segments)
+        for route, parameters in candidates:
+            if route.resource == resource and route.method == method:
                 return route, parameters
         return None, {}
 
@@ -175,7 +191,8 @@ class ApiGatewayEmulator:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
                 log.info(
                     "%s %s -> %d in %.1f ms",
                     self.command,
@@ -184,12 +201,22 @@ class ApiGatewayEmulator:
                     (time.perf_counter() - started) * 1000,
                 )
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+            def __getattr__(self, name: str) -> Any:
+                # Every method (QUERY, TRACE, ... too) goes through the route table, and one without a
+                # route gets API Gateway's 403, not http.server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # one line per request is logged by _serve
 
         return RequestHandler
+
+
+def _parameter_segments(resource: str) -> tuple[bool, ...]:
+    """Sort key: at the first segment where two resources differ, the literal one is more specific."""
+    return tuple(segment.startswith("{") for segment in resource.strip("/").split("/"))
 
 
 def _gateway_error(

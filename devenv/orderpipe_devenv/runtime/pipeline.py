@@ -25,6 +25,7 @@ from orderpipe_devenv.aws import resources as aws_resources
 from orderpipe_devenv.lambda_events import ACCOUNT_ID, custom_resource_event
 from orderpipe_devenv.local_issuer import CognitoClientDirectory, LocalIssuer
 from orderpipe_devenv.processes import Started
+from orderpipe_devenv.runtime.docs import DocsSite
 from orderpipe_devenv.runtime.event_source import SqsEventSource
 from orderpipe_devenv.runtime.gateway import ApiGatewayEmulator, Route
 from orderpipe_devenv.runtime.gateway_auth import (
@@ -98,8 +99,12 @@ class LocalRuntime(Started):
         cassandra_env: dict[str, str],
         aws_endpoint_url: str,
         sqs_endpoint_url: str | None = None,
+        network_env: dict[str, str] | None = None,
     ) -> None:
         self.config = config
+        # Where the functions reach their dependencies when not where the runtime itself does (through
+        # Toxiproxy: orderpipe_devenv.runtime.faults); applied over every function's environment.
+        self.network_env = dict(network_env or {})
         self.cassandra_env = {
             **cassandra_env,
             **CassandraSettings.environment(cassandra_keyspace=config.keyspace),
@@ -148,6 +153,7 @@ class LocalRuntime(Started):
                 powertools_metrics_disabled=True,
             ),
             **extra,
+            **self.network_env,
         }
 
     def start(self) -> None:
@@ -174,12 +180,14 @@ class LocalRuntime(Started):
                 name="ingest",
                 handler=catalog.handler_path("ingest"),
                 concurrency=config.ingest_concurrency,
+                timeout_seconds=tuning.ingest_timeout_seconds,
                 environment=self._function_env("ingest", resources.ingest_environment()),
             ),
             "reader": LocalFunction(
                 name="reader",
                 handler=catalog.handler_path("reader"),
                 concurrency=config.reader_concurrency,
+                timeout_seconds=tuning.reader_timeout_seconds,
                 environment=self._function_env(
                     "reader",
                     {
@@ -195,6 +203,7 @@ class LocalRuntime(Started):
                 name="writer",
                 handler=catalog.handler_path("writer"),
                 concurrency=tuning.writer_max_concurrency,
+                timeout_seconds=tuning.writer_timeout_seconds,
                 environment=self._function_env("writer", cassandra),
             ),
         }
@@ -226,6 +235,7 @@ class LocalRuntime(Started):
                 Route("POST", "/orders/batch", self.functions["ingest"].invoke),
                 Route("GET", "/orders/{order_id}", self.functions["reader"].invoke),
             ],
+            docs=DocsSite(),
         )
         self.event_source = SqsEventSource(
             sqs_client=self.client("sqs"),

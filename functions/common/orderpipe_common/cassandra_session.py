@@ -9,6 +9,13 @@ is refused with AuthenticationFailed (the password was rotated) the secret is re
 connect tried once more. TLS and authentication mistakes are configuration errors: they raise
 `CassandraTlsError` / `CassandraAuthenticationError` at once, naming the setting to fix, instead of
 being retried like an unreachable node.
+
+Connecting is bounded by the caller's deadline. The driver's `Cluster.connect()` tries the contact
+points one after another, each for `connect_timeout`, and a node that accepts the TCP connection but
+never answers holds it that long: with three such nodes it takes far longer than a reader may wait.
+So the connect runs on a thread of its own; a caller waits for it only until its deadline and then
+gets `CassandraConnectingError`, while the connect goes on and the next invocation picks up the
+session it made. A discarded cluster is shut down in the background for the same reason.
 """
 
 from __future__ import annotations
@@ -17,14 +24,17 @@ import json
 import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
 from typing import Any
 
-from cassandra import AuthenticationFailed, ConsistencyLevel
+from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException, OperationTimedOut
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.observability import logger
 from orderpipe_common.per_process import on_reset
 from orderpipe_common.settings import CassandraSettings
@@ -32,11 +42,18 @@ from orderpipe_common.settings import CassandraSettings
 _lock = threading.Lock()
 _cluster: Cluster | None = None
 _session: Session | None = None
+_connecting: Future[tuple[Cluster, Session]] | None = None
+# A call is not started with less time than this left: it could only time out.
+MIN_CALL_SECONDS = 0.05
 # The credentials read for one source (secret ARN or username), kept for the process's life.
 _credentials: tuple[tuple[str | None, ...], Credentials | None] | None = None
 
 # OpenSSL verify codes that mean "the certificate is for another name".
 _NAME_MISMATCH_CODES = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+class CassandraConnectingError(DriverException):
+    """The session is not connected yet and the caller's deadline came first (the connect goes on)."""
 
 
 class CassandraConfigurationError(RuntimeError):
@@ -181,6 +198,9 @@ def build_cluster(settings: CassandraSettings, credentials: Credentials | None =
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=settings.cassandra_connect_timeout_seconds,
         control_connection_timeout=settings.cassandra_connect_timeout_seconds,
+        # The driver's default waits up to 10 minutes between attempts to reach a node that was down;
+        # after a partition heals the node should be used again within seconds.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
         **extra,
     )
 
@@ -249,7 +269,7 @@ def _connect_once(settings: CassandraSettings, credentials: Credentials | None) 
     try:
         return cluster, cluster.connect()
     except BaseException:
-        cluster.shutdown()
+        _shutdown_in_background(cluster)
         raise
 
 
@@ -282,15 +302,49 @@ def connect(settings: CassandraSettings) -> tuple[Cluster, Session]:
         raise
 
 
-def get_session(settings: CassandraSettings) -> Session:
-    """The process-wide session (created on first use)."""
-    global _cluster, _session
-    if _session is not None:
-        return _session
+def _connect_in_background(settings: CassandraSettings) -> Future[tuple[Cluster, Session]]:
+    future: Future[tuple[Cluster, Session]] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(connect(settings))
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="cassandra-connect", daemon=True).start()
+    return future
+
+
+def get_session(settings: CassandraSettings, deadline: Deadline | None = None) -> Session:
+    """The process-wide session, connecting on first use.
+
+    With a deadline, waits for the connect only until then and raises CassandraConnectingError
+    (the connect goes on; a later call gets its session). NoHostAvailable (or a configuration
+    error) when the connect failed.
+    """
+    global _cluster, _session, _connecting
     with _lock:
-        if _session is None:
-            cluster, session = connect(settings)
-            _session, _cluster = session, cluster
+        if _session is not None:
+            return _session
+        if _connecting is None:
+            _connecting = _connect_in_background(settings)
+        connecting = _connecting
+    try:
+        cluster, session = connecting.result(timeout=deadline.remaining() if deadline else None)
+    except FutureTimeoutError:
+        raise CassandraConnectingError(
+            "still connecting to cassandra when the deadline came (the connect goes on)"
+        ) from None
+    except BaseException:
+        with _lock:
+            if _connecting is connecting:
+                _connecting = None  # the next call tries again
+        raise
+    with _lock:
+        if _connecting is connecting:
+            _connecting, _cluster, _session = None, cluster, session
             logger.info(
                 "connected to cassandra",
                 extra={
@@ -300,27 +354,75 @@ def get_session(settings: CassandraSettings) -> Session:
                     "tls": settings.cassandra_tls,
                 },
             )
+        if _session is None:  # reset while it connected (reset_session shuts that cluster down)
+            raise CassandraConnectingError("the session was reset while connecting")
         return _session
 
 
-@on_reset
-def reset_session() -> None:
-    """Drop the process-wide session (its connections are presumed dead); credentials are kept."""
-    global _cluster, _session
-    with _lock:
-        cluster, _cluster, _session = _cluster, None, None
-    if cluster is not None:
+def call_bounded[T](call: Callable[[], T], deadline: Deadline | None) -> T:
+    """`call()` for a blocking driver call that takes no timeout (`set_keyspace`, `prepare`: they wait
+    up to the driver's 10 s default, twice for `prepare`), waited for only until `deadline`.
+
+    Runs on a thread of its own; past the deadline raises OperationTimedOut and leaves the call to
+    finish (or time out) on that thread.
+    """
+    if deadline is None:
+        return call()
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(call())
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="cassandra-call", daemon=True).start()
+    try:
+        return future.result(timeout=deadline.remaining())
+    except FutureTimeoutError:
+        raise OperationTimedOut(errors={"deadline": "no answer before the invocation's deadline"}) from None
+
+
+def _shutdown_in_background(cluster: Cluster) -> None:
+    """Shut a discarded cluster down without waiting: it may be stuck connecting to a silent node."""
+
+    def shutdown() -> None:
         try:
             cluster.shutdown()
         except Exception:  # a dead cluster may fail to shut down cleanly; it is discarded anyway
             logger.warning("cassandra cluster shutdown failed", exc_info=True)
 
+    threading.Thread(target=shutdown, name="cassandra-shutdown", daemon=True).start()
 
-def run_with_reconnect[T](settings: CassandraSettings, call: Callable[[Session], T]) -> T:
-    """Run `call` with the session; on NoHostAvailable rebuild the session once and retry."""
+
+@on_reset
+def reset_session() -> None:
+    """Drop the process-wide session (its connections are presumed dead), and any connect under way;
+    credentials are kept."""
+    global _cluster, _session, _connecting
+    with _lock:
+        cluster, connecting = _cluster, _connecting
+        _cluster, _session, _connecting = None, None, None
+    if cluster is not None:
+        _shutdown_in_background(cluster)
+    if connecting is not None:
+        connecting.add_done_callback(
+            lambda done: _shutdown_in_background(done.result()[0]) if done.exception() is None else None
+        )
+
+
+def run_with_reconnect[T](
+    settings: CassandraSettings, call: Callable[[Session], T], deadline: Deadline | None = None
+) -> T:
+    """Run `call` with the session; on NoHostAvailable rebuild the session once and retry.
+
+    With a deadline, neither the connect nor the retry outlasts it (`call` bounds its own requests).
+    """
     try:
-        return call(get_session(settings))
+        return call(get_session(settings, deadline))
     except NoHostAvailable:
+        if deadline is not None and deadline.remaining() < MIN_CALL_SECONDS:
+            raise
         logger.warning("no cassandra host available; reconnecting once")
         reset_session()
-        return call(get_session(settings))
+        return call(get_session(settings, deadline))

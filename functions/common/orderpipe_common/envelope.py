@@ -4,10 +4,16 @@ A writer reads every version it knows, so a message enqueued by an older ingest 
 To change the order's shape: add `OrderEnvelopeV<n+1>`, teach `parse_envelope` to read it, and only
 then deploy an ingest that writes it. v2 added the producer (a stack update deploys the writer with
 the ingest; a v1 message still in the queue is written with no producer).
+
+The message body is ASCII: every other character is written as a JSON `\\u` escape. SQS refuses a
+body with some characters (U+FFFE and U+FFFF among them; only #x9, #xA, #xD, #x20-#xD7FF,
+#xE000-#xFFFD and #x10000-#x10FFFF pass), while an order's free text may hold any character, and
+JSON escapes read back as the same text, so a writer reads old (raw UTF-8) and new bodies alike.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -60,7 +66,23 @@ class UnreadableMessageError(ValueError):
 
 
 def wrap(order: Order) -> str:
-    return OrderEnvelopeV2(order=order).model_dump_json()
+    return ascii_json(OrderEnvelopeV2(order=order).model_dump_json())
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def ascii_json(text: str) -> str:
+    """JSON text with every non-ASCII character escaped (outside strings JSON has only ASCII)."""
+    return text if text.isascii() else _NON_ASCII.sub(_escape, text)
 
 
 def parse_envelope(body: str) -> Order:

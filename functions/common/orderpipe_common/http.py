@@ -119,39 +119,61 @@ class ErrorResponse(BaseModel):
 
 
 _ERROR_DESCRIPTIONS: dict[int, str] = {
-    400: "Malformed request (e.g. the body is not JSON); nothing was enqueued.",
-    401: "No valid credential (missing, malformed, forged or expired token; `error.code` UNAUTHORIZED). "
-    "Get a new access token and retry.",
-    403: "The credential is valid but not for this: a missing scope, a revoked producer, a bad SigV4 "
-    "signature or API key (`error.code` names which).",
+    400: "Malformed request (e.g. the body is not JSON, or an object repeats a key); nothing was enqueued.",
+    401: "From API Gateway: no valid credential (missing, malformed, forged or expired token; `error.code` "
+    "UNAUTHORIZED). Get a new access token and retry.",
+    403: "From API Gateway: the credential is valid but not for this (a missing scope, a revoked producer, "
+    "a bad SigV4 signature or API key: `error.code` names which), or no such route "
+    "(MISSING_AUTHENTICATION_TOKEN: check the base URL and its stage).",
     404: "No such resource.",
-    409: "A request with the same Idempotency-Key is still in progress; retry after `Retry-After` seconds.",
+    409: "The Idempotency-Key is taken: by a request still in progress (`error.code` conflict; retry "
+    "after `Retry-After` seconds), or by another body (idempotency_key_reused; no Retry-After: a new "
+    "request needs a new key).",
     413: "The body is larger than the documented maximum; nothing was enqueued.",
     415: "The Content-Type is not application/json; nothing was enqueued.",
     422: "The body is JSON but not valid; `error.fields` names each invalid field. Nothing was enqueued.",
-    503: "A backing service is unavailable; nothing was accepted. Retry after `Retry-After` seconds.",
+    429: "From API Gateway: the usage plan's rate (THROTTLED) or daily quota (QUOTA_EXCEEDED) is used up. "
+    "Back off and retry (a quota resets the next day).",
+    500: "An unexpected error (a bug, logged with the request id); send the same request again later.",
+    502: "From API Gateway: the function failed or gave no valid answer (INTEGRATION_FAILURE); send the "
+    "same request again (with its Idempotency-Key, a retry is safe).",
+    503: "A backing service (or the gateway's authorizer: AUTHORIZER_FAILURE) is unavailable; nothing "
+    "was accepted. Retry after `Retry-After` seconds.",
+    504: "From API Gateway: the function did not answer within the integration timeout "
+    "(INTEGRATION_TIMEOUT); send the same request again (with its Idempotency-Key, a retry is safe).",
 }
 
+# What API Gateway itself may answer in front of every operation (stacks/api.py renders its bodies in
+# the same `{"error": {"code", "message"}}` shape, and 503 + Retry-After when its authorizer cannot
+# decide; the local emulator answers alike); 500 is also a function's answer to a bug.
+# `error_responses` documents them on every route.
+GATEWAY_ERROR_STATUSES = (401, 403, 413, 429, 500, 502, 503, 504)
 
-_RETRYABLE = frozenset({409, 429, 503})
+_RETRY_AFTER_STATUSES = frozenset({409, 503})
 
 
 def error_responses(
-    statuses: Iterable[int], *, descriptions: dict[int, str] | None = None
+    statuses: Iterable[int],
+    *,
+    descriptions: dict[int, str] | None = None,
+    retry_after: Iterable[int] = _RETRY_AFTER_STATUSES,
 ) -> dict[int, OpenAPIResponse]:
-    """OpenAPI `responses` entries for error statuses a route can answer (all with `ErrorResponse`)."""
+    """OpenAPI `responses` entries (all with `ErrorResponse`) for the error statuses a route's function
+    answers, plus API Gateway's own (GATEWAY_ERROR_STATUSES); those in `retry_after` carry a
+    `Retry-After` header."""
     texts = {**_ERROR_DESCRIPTIONS, **(descriptions or {})}
+    with_retry_after = frozenset(retry_after)
     responses: dict[int, OpenAPIResponse] = {}
-    for status in statuses:
+    for status in sorted({*statuses, *GATEWAY_ERROR_STATUSES}):
         response: OpenAPIResponse = {
             "description": texts.get(status, HTTPStatus(status).phrase),
             "content": {content_types.APPLICATION_JSON: {"model": ErrorResponse}},
         }
-        if status in _RETRYABLE:
+        if status in with_retry_after:
             response["headers"] = {
                 "Retry-After": {
                     "description": "Seconds to wait before retrying.",
-                    "schema": {"type": "integer"},
+                    "schema": {"type": "integer", "minimum": 0},
                 }
             }
         responses[status] = response
@@ -163,13 +185,17 @@ def json_request_body(
 ) -> dict[str, Any]:
     """An OpenAPI `requestBody` (for a route's `openapi_extensions=`) referring to `model`'s component.
 
+    `many`: a JSON array of which at least one item is a valid `model` (`contains`): the others are
+    answered one by one as rejected, so the document must not refuse them (and a body with no valid
+    item is refused, so the document must not allow it).
+
     The OpenAPI generator (devenv/orderpipe_devenv/openapi.py) adds the model's schema to the components;
     list the model among the module's `OPENAPI_COMPONENT_MODELS`.
     """
     reference = {"$ref": f"#/components/schemas/{model.__name__}"}
     schema: dict[str, Any] = reference
     if many:
-        schema = {"type": "array", "items": reference, "minItems": 1}
+        schema = {"type": "array", "contains": reference, "minItems": 1}
         if max_items is not None:
             schema["maxItems"] = max_items
     return {

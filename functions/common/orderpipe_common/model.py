@@ -6,12 +6,23 @@ table (functions/schema) stores exactly its fields.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
 from orderpipe_common.currencies import ISO_4217_CODES
 from orderpipe_common.identity import PRODUCER_PATTERN
@@ -40,21 +51,99 @@ def _drop_sub_millisecond(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+# A UUID as text: the hyphenated 8-4-4-4-12 form, as order ids are written and read.
+UUID_TEXT_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+# A price sent as text: plain digits, at most 10 before the point and 2 after (no sign, exponent,
+# spaces or underscores, which Python's Decimal() would also take). The OpenAPI document states it.
+PRICE_TEXT_PATTERN = (
+    rf"^[0-9]{{1,{PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES}}}(\.[0-9]{{1,{PRICE_DECIMAL_PLACES}}})?$"
+)
+MAX_UNIT_PRICE = (
+    Decimal(10) ** (PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES) - Decimal(10) ** -PRICE_DECIMAL_PLACES
+)
+_PRICE_TEXT = re.compile(PRICE_TEXT_PATTERN)
+_PRICE_STEP = Decimal(10) ** -PRICE_DECIMAL_PLACES
+
+
+def _price_text_is_plain(value: Any) -> Any:
+    if isinstance(value, str) and not _PRICE_TEXT.fullmatch(value):
+        raise PydanticCustomError(
+            "decimal_text",
+            'a price as text is digits with at most {places} decimal places, e.g. "19.99"',
+            {"places": PRICE_DECIMAL_PLACES},
+        )
+    return value
+
+
+def _plain_price(price: Decimal) -> Decimal:
+    # One spelling per amount in the stored order and in answers, the one the document's pattern
+    # shows: a JSON number 1E+2 is 100, 1.500 is 1.50, -0 is 0.
+    exponent = price.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite: allow_inf_nan=False ran first
+    if exponent > 0:
+        price = price.quantize(Decimal(1))
+    elif exponent < -PRICE_DECIMAL_PLACES:
+        price = price.quantize(_PRICE_STEP)
+    return price.copy_abs() if price.is_zero() else price
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON Schema counts 2.0 and 2e0 as integers; the body's numbers with a fraction or an exponent
+    # arrive as Decimal. Only small ones are converted (int() of 1e999999999 would take minutes).
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < 19
+        and value == value.to_integral_value()
+    ):
+        return int(value)
+    return value
+
+
+# Free text is any Unicode text: every character is carried to the store as sent (the queue
+# envelope escapes what SQS refuses). An escaped lone surrogate ("\ud800") is not a character: the
+# string is refused (pydantic's `string_unicode`).
 Text = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1, max_length=200)]
 Identifier = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")
 ]
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_known_currency)]
+CurrencyCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    AfterValidator(_known_currency),
+    Field(description="ISO 4217 alphabetic code", json_schema_extra={"enum": sorted(ISO_4217_CODES)}),
+]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 UnitPrice = Annotated[
     Decimal,
+    BeforeValidator(_price_text_is_plain),
     Field(
         ge=Decimal("0"),
+        le=MAX_UNIT_PRICE,  # max_digits alone lets 1E+10 through (digits are counted normalized)
         max_digits=PRICE_MAX_DIGITS,
         decimal_places=PRICE_DECIMAL_PLACES,
         allow_inf_nan=False,
-        description="Price of one unit as a decimal (JSON number or string), at most 2 decimal places.",
+        description="Price of one unit, at most 2 decimal places: a JSON number or a string of digits "
+        '("19.99"). Answers give it as a string.',
     ),
+    AfterValidator(_plain_price),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": float(MAX_UNIT_PRICE),
+                    "multipleOf": float(_PRICE_STEP),
+                },
+                {"type": "string", "pattern": PRICE_TEXT_PATTERN},
+            ]
+        }
+    ),
+]
+Quantity = Annotated[
+    int, Field(ge=1, le=MAX_QUANTITY_PER_LINE, strict=True), BeforeValidator(_integral_number)
 ]
 UtcMillis = Annotated[datetime, AfterValidator(_drop_sub_millisecond)]
 
@@ -69,7 +158,7 @@ class _Strict(BaseModel):
 
 class LineItem(_Strict):
     sku: Identifier
-    quantity: int = Field(ge=1, le=MAX_QUANTITY_PER_LINE, strict=True)
+    quantity: Quantity
     unit_price: UnitPrice
 
 
@@ -83,8 +172,26 @@ class ShippingAddress(_Strict):
     country: CountryCode = Field(description="ISO 3166-1 alpha-2 country code")
 
 
+# The example the OpenAPI document shows (and tools such as schemathesis and Swagger UI send).
+EXAMPLE_ORDER_REQUEST: dict[str, JsonValue] = {
+    "customer_id": "cust-42",
+    "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "19.99"}],
+    "currency": "EUR",
+    "shipping_address": {
+        "name": "Ada Lovelace",
+        "line1": "12 Analytical Street",
+        "city": "London",
+        "postal_code": "N1 9GU",
+        "country": "GB",
+    },
+    "client_reference": "po-2026-0042",
+}
+
+
 class OrderRequest(_Strict):
     """What a producer posts."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ORDER_REQUEST]})
 
     customer_id: Identifier
     items: list[LineItem] = Field(min_length=1, max_length=MAX_LINE_ITEMS_PER_ORDER)
@@ -103,6 +210,18 @@ class Order(OrderRequest):
     an `OrderRequest` with a `producer` field is refused). None only on a message of an older
     ingest (envelope v1); the reader answers such orders as the configured legacy producer's.
     """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **EXAMPLE_ORDER_REQUEST,
+                    "order_id": "0b6d0a4e-8a55-4d6b-9f0e-2f3a6c1d9e7b",
+                    "accepted_at": "2026-11-24T09:30:15.123000Z",
+                }
+            ]
+        }
+    )
 
     order_id: uuid.UUID
     accepted_at: UtcMillis

@@ -2,6 +2,18 @@
 
 These are settings, not code: the stack takes overrides from CDK context (`orderpipe:tuning`), the
 local runtime from its command line, both through `PipelineTuning.with_overrides`.
+
+The queue settings are budgets with a stated meaning, checked together by `validate()`:
+
+- `cassandra_outage_budget_seconds` = (max_receive_count - 1) x visibility timeout: how long Cassandra
+  may be unavailable before orders reach the DLQ. A message the writer cannot store comes back after
+  each visibility timeout; its last chance is the max_receive_count-th receive, that many minus one
+  timeouts after the first. Default: 21 receives, 180 s apart, = 1 hour.
+- The oldest-message-age alarm fires well before that (at most half of it; default 5 minutes), so
+  an operator hears of an outage while the queue still holds every order.
+- The orders queue keeps messages longer than the outage budget (else they would expire in the queue
+  before reaching the DLQ) and shorter than the DLQ: a message keeps its original enqueue time when
+  it moves, so its time in the queue comes off its time in the DLQ.
 """
 
 from __future__ import annotations
@@ -12,14 +24,17 @@ from typing import Any
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineTuning:
+    # Function timeouts (the API functions answer within their own, shorter answer budgets)
+    ingest_timeout_seconds: int = 10
+    reader_timeout_seconds: int = 10
     # Event source mapping: SQS -> writer
     writer_batch_size: int = 100
     writer_batching_window_seconds: int = 1
     writer_max_concurrency: int = 5
     writer_timeout_seconds: int = 30
-    # Queue
-    max_receive_count: int = 5
-    queue_retention_days: int = 14
+    # Queue (see the module docstring: budgets with a stated meaning)
+    max_receive_count: int = 21
+    queue_retention_days: int = 4
     dlq_retention_days: int = 14
     # Read cache
     cache_ttl_seconds: int = 300
@@ -41,6 +56,11 @@ class PipelineTuning:
         # AWS's guidance for SQS event sources: at least 6x the function timeout, so a batch that is
         # retried by Lambda is not delivered again while still in flight.
         return 6 * self.writer_timeout_seconds
+
+    @property
+    def cassandra_outage_budget_seconds(self) -> int:
+        """How long Cassandra may be unavailable before orders reach the DLQ."""
+        return outage_budget_seconds(self.max_receive_count, self.visibility_timeout_seconds)
 
     def with_overrides(self, overrides: dict[str, Any]) -> PipelineTuning:
         known = {f.name: f for f in fields(self)}
@@ -67,9 +87,34 @@ class PipelineTuning:
             raise ValueError("authorizer_cache_ttl_seconds must be between 0 and 3600 (API Gateway rule)")
         if self.visibility_timeout_seconds > 43_200:
             raise ValueError("6 x writer_timeout_seconds exceeds the SQS visibility timeout maximum (12 h)")
+        if not 1 <= self.queue_retention_days < self.dlq_retention_days <= 14:
+            raise ValueError(
+                "queue_retention_days must be shorter than dlq_retention_days (at most 14, the SQS maximum): "
+                "a message keeps its enqueue time when it moves to the DLQ"
+            )
+        budget = self.cassandra_outage_budget_seconds
+        if budget >= self.queue_retention_days * 86_400:
+            raise ValueError(
+                f"the Cassandra outage budget ({budget} s = (max_receive_count - 1) x visibility timeout) "
+                "must be shorter than queue_retention_days, or orders expire in the queue before the DLQ"
+            )
+        if self.alarm_oldest_message_age_seconds > budget / 2:
+            raise ValueError(
+                f"alarm_oldest_message_age_seconds ({self.alarm_oldest_message_age_seconds}) must be at most "
+                f"half the Cassandra outage budget ({budget} s), so the alarm comes well before the DLQ"
+            )
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "visibility_timeout_seconds": self.visibility_timeout_seconds}
+        return {
+            **asdict(self),
+            "visibility_timeout_seconds": self.visibility_timeout_seconds,
+            "cassandra_outage_budget_seconds": self.cassandra_outage_budget_seconds,
+        }
+
+
+def outage_budget_seconds(max_receive_count: int, visibility_timeout_seconds: int) -> int:
+    """(max_receive_count - 1) x visibility timeout: from a message's first failed receive to its last."""
+    return (max_receive_count - 1) * visibility_timeout_seconds
 
 
 DEFAULT_TUNING = PipelineTuning()

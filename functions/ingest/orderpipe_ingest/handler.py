@@ -13,8 +13,6 @@ Batch endpoint: the body is a JSON array of 1..MAX_ORDERS_PER_BATCH orders. Answ
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from http import HTTPStatus
 from typing import Any
 
@@ -23,6 +21,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.http import (
     ErrorAnswer,
     MalformedJsonError,
@@ -46,7 +45,11 @@ from orderpipe_common.observability import logger, metrics
 from orderpipe_ingest import idempotency, publisher, settings
 from orderpipe_ingest.logic import BatchRejectedError, accept_batch, accept_order
 from orderpipe_ingest.publisher import QueueUnavailableError
+from orderpipe_ingest.request_json import DuplicateKeyError, parse_request_json
 from orderpipe_ingest.responses import BatchAccepted, OrderAccepted
+
+# Kept back from the function's timeout to answer (a 503 beats a Lambda timeout's 502).
+ANSWER_RESERVE_SECONDS = 0.5
 
 
 def _retry_after() -> int:
@@ -61,7 +64,8 @@ register_error_handlers(
         BatchRejectedError: ErrorAnswer(HTTPStatus.UNPROCESSABLE_ENTITY, "batch_rejected"),
         QueueUnavailableError: ErrorAnswer(HTTPStatus.SERVICE_UNAVAILABLE, "queue_unavailable", _retry_after),
         idempotency.InvalidIdempotencyKeyError: ErrorAnswer(HTTPStatus.BAD_REQUEST, "bad_request"),
-        idempotency.IdempotencyKeyReusedError: ErrorAnswer(HTTPStatus.UNPROCESSABLE_ENTITY, "unprocessable"),
+        # 409, not 422: the body may be valid; it conflicts with what the key already stands for.
+        idempotency.IdempotencyKeyReusedError: ErrorAnswer(HTTPStatus.CONFLICT, "idempotency_key_reused"),
         idempotency.RequestInProgressError: ErrorAnswer(
             HTTPStatus.CONFLICT, "conflict", lambda: idempotency.IN_PROGRESS_RETRY_AFTER_SECONDS
         ),
@@ -75,11 +79,12 @@ register_error_handlers(
 OPENAPI_COMPONENT_MODELS: tuple[type[BaseModel], ...] = (OrderRequest,)
 OPENAPI_SECURITY_SCHEMES = security_schemes  # called by the OpenAPI generator only
 _IDEMPOTENCY_DOC = (
-    f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header (1-{idempotency.MAX_IDEMPOTENCY_KEY_LENGTH} "
-    "characters) to make retries safe: the same key and body within the window get the same answer "
+    f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header ({idempotency.IDEMPOTENCY_KEY_RULE}) "
+    "to make retries safe: the same key and body within the window get the same answer "
     "and enqueue nothing new (keys are the calling producer's own: another producer's key never "
-    "matches); the same key with another body gets a 422; while the first request "
-    "with a key still runs, others get a 409 with Retry-After. Failures are not remembered."
+    "matches); the same key with another body gets a 409 `idempotency_key_reused` (use a new key for "
+    "a new request); while the first request with a key still runs, others get a 409 `conflict` with "
+    "Retry-After. Failures are not remembered."
 )
 
 _IDEMPOTENCY_PARAMETER = {
@@ -87,18 +92,19 @@ _IDEMPOTENCY_PARAMETER = {
     "in": "header",
     "required": False,
     "description": "Makes a retried POST safe: see the operation's description.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_IDEMPOTENCY_KEY_LENGTH},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.MAX_IDEMPOTENCY_KEY_LENGTH,
+        "pattern": idempotency.IDEMPOTENCY_KEY_PATTERN,
+    },
 }
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_json_body(max_bytes: int) -> Any:
-    """The request's JSON body, numbers with a fraction as exact Decimals.
+    """The request's JSON body, numbers with a fraction as exact Decimals (request_json.py).
 
-    Checked in this order: content type (415), size before parsing (413), syntax (400).
+    Checked in this order: content type (415), size before parsing (413), syntax and repeated keys (400).
     """
     event = app.current_event
     content_type = event.headers.get("content-type") or ""
@@ -122,7 +128,12 @@ def read_json_body(max_bytes: int) -> Any:
     if len(body.encode()) > max_bytes:
         raise _too_large(max_bytes)
     try:
-        return json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
+        return parse_request_json(body)
+    except DuplicateKeyError as error:
+        raise MalformedJsonError(
+            f"the body is ambiguous: {error}",
+            fields=[{"field": error.field, "message": str(error), "type": "json_duplicate_key"}],
+        ) from None
     except ValueError as error:
         raise MalformedJsonError(
             f"the body is not valid JSON: {error}",
@@ -137,6 +148,15 @@ def read_json_body(max_bytes: int) -> Any:
 
 def _too_large(max_bytes: int) -> PayloadTooLargeError:
     return PayloadTooLargeError(f"the body is larger than {max_bytes} bytes")
+
+
+def _deadline() -> Deadline:
+    """When this request must be answered: within the answer budget, before the function's timeout."""
+    return Deadline.of_invocation(
+        app.lambda_context,
+        reserve_seconds=ANSWER_RESERVE_SECONDS,
+        budget_seconds=settings.get_settings().answer_budget_seconds,
+    )
 
 
 def _idempotency_key() -> str | None:
@@ -161,6 +181,12 @@ def _caller() -> Caller:
     responses={
         202: {
             "description": "Accepted: the order is queued (not yet stored). `Location` names the order.",
+            "headers": {
+                "Location": {
+                    "description": "`/orders/{order_id}`: where the order will be readable.",
+                    "schema": {"type": "string"},
+                }
+            },
             "content": {content_types.APPLICATION_JSON: {"model": OrderAccepted}},
         },
         **error_responses([400, 401, 403, 409, 413, 415, 422, 503]),
@@ -180,22 +206,25 @@ def post_order() -> Response[OrderAccepted]:
         producer=caller.producer,
         route=route,
         body=payload,
-        operation=lambda body: accept_order(
-            body, publisher.get_publisher(), caller=caller, order_id_seed=seed
+        operation=lambda body, deadline: accept_order(
+            body, publisher.publisher_within(deadline), caller=caller, order_id_seed=seed
         ).model_dump(mode="json"),
-        context=app.lambda_context,
+        deadline=_deadline(),
     )
     accepted = OrderAccepted.model_validate(answer)
     return json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
 
 
-def _accept_batch(body: Any, *, caller: Caller, order_id_seed: str | None) -> dict[str, Any]:
+def _accept_batch(
+    body: Any, deadline: Deadline, *, caller: Caller, order_id_seed: str | None
+) -> dict[str, Any]:
     config = settings.get_settings()
     return accept_batch(
         body,
-        publisher.get_publisher(),
+        publisher.publisher_within(deadline),
         caller=caller,
         max_send_attempts=config.batch_send_attempts,
+        sleep=deadline.sleep,
         order_id_seed=order_id_seed,
     ).model_dump(mode="json")
 
@@ -228,7 +257,11 @@ def _accept_batch(body: Any, *, caller: Caller, order_id_seed: str | None) -> di
     },
     openapi_extensions={
         **json_request_body(
-            OrderRequest, description="The orders.", many=True, max_items=MAX_ORDERS_PER_BATCH
+            OrderRequest,
+            description=f"1 to {MAX_ORDERS_PER_BATCH} orders, at least one of them valid; each item that is "
+            "not a valid order is answered as `rejected` with its field errors.",
+            many=True,
+            max_items=MAX_ORDERS_PER_BATCH,
         ),
         "parameters": [_IDEMPOTENCY_PARAMETER],
     },
@@ -243,8 +276,8 @@ def post_orders_batch() -> Response[BatchAccepted]:
         producer=caller.producer,
         route=route,
         body=payload,
-        operation=lambda body: _accept_batch(body, caller=caller, order_id_seed=seed),
-        context=app.lambda_context,
+        operation=lambda body, deadline: _accept_batch(body, deadline, caller=caller, order_id_seed=seed),
+        deadline=_deadline(),
     )
     return json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))
 

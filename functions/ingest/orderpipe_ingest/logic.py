@@ -14,6 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -185,19 +186,24 @@ def _send_all(
     max_attempts: int,
     sleep: Callable[[float], None],
 ) -> set[str]:
-    """Send every entry (id -> body); return the ids SQS took."""
+    """Send every entry (id -> body); return the ids SQS took.
+
+    The chunks of a round go out at once (one thread each): a batch of 100 costs one SQS round trip,
+    not ten in a row, within the request's deadline.
+    """
     enqueued: set[str] = set()
     for attempt in range(max_attempts):
         if attempt:
             sleep(_backoff(attempt))
         retry: dict[str, str] = {}
-        for chunk in _chunks(list(pending.items()), SQS_BATCH_LIMIT):
-            entries = dict(chunk)
-            try:
-                failures: Sequence[FailedEntry] = publisher.send_batch(entries, group=group)
-            except QueueUnavailableError:
-                # The SDK already retried this call; do not hammer a queue that is down.
-                return enqueued
+        chunks = [dict(chunk) for chunk in _chunks(list(pending.items()), SQS_BATCH_LIMIT)]
+        with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="send-batch") as pool:
+            answers = list(pool.map(lambda entries: _send_chunk(publisher, entries, group), chunks))
+        queue_down = False
+        for entries, failures in zip(chunks, answers, strict=True):
+            if failures is None:
+                queue_down = True
+                continue
             failed_ids = {failure.entry_id for failure in failures}
             enqueued.update(entry_id for entry_id in entries if entry_id not in failed_ids)
             for failure in failures:
@@ -205,6 +211,10 @@ def _send_all(
                     logger.warning("queue refused an entry", extra={"code": failure.code})
                 else:
                     retry[failure.entry_id] = entries[failure.entry_id]
+        if (
+            queue_down
+        ):  # the publisher already retried within the deadline: do not hammer a queue that is down
+            return enqueued
         if not retry:
             break
         logger.info(
@@ -212,6 +222,16 @@ def _send_all(
         )
         pending = retry
     return enqueued
+
+
+def _send_chunk(
+    publisher: QueuePublisher, entries: dict[str, str], group: str | None
+) -> Sequence[FailedEntry] | None:
+    """The entries SQS failed, or None when the call as a whole failed (none of them enqueued)."""
+    try:
+        return publisher.send_batch(entries, group=group)
+    except QueueUnavailableError:
+        return None
 
 
 def _backoff(attempt: int) -> float:

@@ -1,24 +1,24 @@
 """Putting messages on the orders queue.
 
 The logic talks to `QueuePublisher` (a Protocol), so it is unit-testable without a network; the
-deployed function uses `SqsPublisher` over a boto3 client created once per process. The endpoint
-comes from boto3's standard configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`), so moto
-works with no code difference.
+deployed function uses an `SqsPublisher` per request, bound to the request's deadline, over boto3
+clients created once per process (orderpipe_common.aws_calls). The endpoint comes from boto3's
+standard configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_SQS`), so moto or ElasticMQ work with
+no code difference.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orderpipe_common.aws_calls import call_within, client_within
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.errors import DomainError
 from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE, logger, request_id
-from orderpipe_common.per_process import per_process
 from orderpipe_ingest.settings import get_settings
 
 if TYPE_CHECKING:
@@ -27,10 +27,17 @@ if TYPE_CHECKING:
 
 # SendMessageBatch takes at most this many entries per call.
 SQS_BATCH_LIMIT = 10
+# One SQS attempt (connect + answer) at most; attempts are repeated while the request's deadline allows.
+SQS_CALL_SECONDS = 1.5
 
 
 class QueueUnavailableError(DomainError):
-    """The queue could not be reached or refused the whole call: nothing of that call was enqueued."""
+    """The queue could not be reached or refused the whole call before the deadline.
+
+    Nothing of that call is accepted. When the queue took a message but its answer was lost, the
+    message is on the queue anyway: a retry with the same Idempotency-Key sends the same order id
+    again (the writer stores it once); a retry without a key is a new order.
+    """
 
 
 @dataclass(frozen=True)
@@ -55,24 +62,32 @@ class QueuePublisher(Protocol):
 
 
 class SqsPublisher:
-    def __init__(self, client: SQSClient, queue_url: str, *, fair_groups: bool = True) -> None:
-        self._client = client
+    """Sends to the orders queue; every call (retries included) ends before the request's deadline."""
+
+    def __init__(self, queue_url: str, deadline: Deadline, *, fair_groups: bool = True) -> None:
         self._queue_url = queue_url
+        self._deadline = deadline
         self._fair_groups = fair_groups
 
     def _group(self, group: str | None) -> Any:
         # MessageGroupId on a standard queue makes it a fair queue keyed by that tenant.
         return {"MessageGroupId": group} if group and self._fair_groups else {}
 
-    def send(self, body: str, *, group: str | None = None) -> None:
+    def _call[T](self, call: Callable[[SQSClient], T]) -> T:
         try:
-            attributes = _correlation()
-            extra: dict[str, Any] = {"MessageAttributes": attributes} if attributes else {}
-            self._client.send_message(
-                QueueUrl=self._queue_url, MessageBody=body, **self._group(group), **extra
-            )
+            # Looked up at call time: tests put a client of their own in place of sqs_client_for.
+            return call_within(self._deadline, call, client_for=lambda deadline: sqs_client_for(deadline))
         except (BotoCoreError, ClientError) as error:
             raise _unavailable(error) from error
+
+    def send(self, body: str, *, group: str | None = None) -> None:
+        attributes = _correlation()
+        extra: dict[str, Any] = {"MessageAttributes": attributes} if attributes else {}
+        self._call(
+            lambda sqs: sqs.send_message(
+                QueueUrl=self._queue_url, MessageBody=body, **self._group(group), **extra
+            )
+        )
 
     def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
         if len(entries) > SQS_BATCH_LIMIT:
@@ -88,10 +103,7 @@ class SqsPublisher:
             if attributes:
                 entry["MessageAttributes"] = attributes
             batch.append(entry)
-        try:
-            response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=batch)
-        except (BotoCoreError, ClientError) as error:
-            raise _unavailable(error) from error
+        response = self._call(lambda sqs: sqs.send_message_batch(QueueUrl=self._queue_url, Entries=batch))
         return [
             FailedEntry(entry_id=failed["Id"], code=failed["Code"], sender_fault=failed["SenderFault"])
             for failed in response.get("Failed", [])
@@ -113,20 +125,13 @@ def _unavailable(error: Exception) -> QueueUnavailableError:
     return QueueUnavailableError("the order queue is unavailable; nothing was accepted, retry later")
 
 
-@per_process
-def get_sqs_client() -> SQSClient:
-    """The process-wide SQS client (created on first use, reused by every invocation)."""
-    config = Config(
-        connect_timeout=2,
-        read_timeout=5,
-        retries={"mode": "standard", "max_attempts": get_settings().sqs_max_attempts},
-    )
-    return boto3.client("sqs", config=config)
+def sqs_client_for(deadline: Deadline) -> SQSClient:
+    """The SQS client for one attempt before `deadline` (at most SQS_CALL_SECONDS per attempt)."""
+    client: SQSClient = client_within("sqs", deadline, cap_seconds=SQS_CALL_SECONDS)
+    return client
 
 
-@per_process
-def get_publisher() -> QueuePublisher:
+def publisher_within(deadline: Deadline) -> QueuePublisher:
+    """The publisher for one request: its SQS calls and retries end before `deadline`."""
     settings = get_settings()
-    return SqsPublisher(
-        get_sqs_client(), settings.orders_queue_url, fair_groups=settings.fair_queue_by_producer
-    )
+    return SqsPublisher(settings.orders_queue_url, deadline, fair_groups=settings.fair_queue_by_producer)

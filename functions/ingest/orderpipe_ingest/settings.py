@@ -14,8 +14,9 @@ class IngestSettings(FunctionSettings):
     idempotency_table_name: str = Field(min_length=1)
     # How long an Idempotency-Key is remembered (the answer to a retried POST is replayed).
     idempotency_expires_after_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
-    # Attempts per SQS call (connection errors, throttling) before the request gets a 503.
-    sqs_max_attempts: int = Field(default=3, ge=1, le=10)
+    # How long a POST may take before ingest gives up on SQS or DynamoDB and answers 503 (and at most
+    # the function's timeout minus half a second). Every call and retry fits in it.
+    answer_budget_seconds: float = Field(default=2.5, gt=0, le=30)
     # Rounds of re-sending the entries that SendMessageBatch reported Failed.
     batch_send_attempts: int = Field(default=4, ge=1, le=10)
     # Send with MessageGroupId = producer (SQS fair queues on a standard queue: a noisy producer does

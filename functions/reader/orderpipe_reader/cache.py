@@ -2,45 +2,45 @@
 
 DynamoDB deletes expired items lazily (up to days later) and moto never does, so an item whose
 expiry has passed is treated as a miss here. Every failure is raised as CacheUnavailableError: the caller
-degrades to Cassandra, the cache never fails a GET.
+degrades to Cassandra, the cache never fails a GET. A slow cache must not make reads slow either:
+each call gets at most a second of the GET's deadline (a read) or half a second (the write-back).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orderpipe_common.aws_calls import call_within, client_within
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.errors import DomainError
 from orderpipe_common.model import Order
-from orderpipe_common.per_process import per_process
 from orderpipe_common.tables import CACHE_EXPIRY_ATTRIBUTE, CACHE_ORDER_ATTRIBUTE, CACHE_PARTITION_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# A slow cache must not make reads slow: fail fast and fall through to Cassandra.
-_CACHE_CLIENT_CONFIG = Config(
-    connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"}
-)
+# Time each cache call may take out of the GET's deadline: a read tolerates a slow network (500 ms
+# more per answer); the write-back is best effort.
+CACHE_READ_SECONDS = 1.0
+CACHE_WRITE_SECONDS = 0.5
 
 
 class CacheUnavailableError(DomainError):
     """The read cache failed; callers degrade to Cassandra."""
 
 
+def _client_for(cap_seconds: float) -> Callable[[Deadline], DynamoDBClient]:
+    return lambda deadline: client_within("dynamodb", deadline, cap_seconds=cap_seconds)
+
+
 class OrderCache(Protocol):
-    def get(self, order_id: uuid.UUID) -> Order | None: ...
-    def put(self, order: Order) -> None: ...
-
-
-@per_process
-def _dynamodb_client() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_CACHE_CLIENT_CONFIG)
+    def get(self, order_id: uuid.UUID, deadline: Deadline) -> Order | None: ...
+    def put(self, order: Order, deadline: Deadline) -> None: ...
 
 
 class DynamoDbOrderCache:
@@ -48,13 +48,14 @@ class DynamoDbOrderCache:
         self._table_name = table_name
         self._ttl_seconds = ttl_seconds
 
-    def get(self, order_id: uuid.UUID) -> Order | None:
+    def get(self, order_id: uuid.UUID, deadline: Deadline) -> Order | None:
+        def get_item(dynamodb: DynamoDBClient) -> Any:
+            key = {CACHE_PARTITION_KEY: {"S": str(order_id)}}
+            return dynamodb.get_item(TableName=self._table_name, Key=key).get("Item")
+
+        within = deadline.within(CACHE_READ_SECONDS)
         try:
-            item = (
-                _dynamodb_client()
-                .get_item(TableName=self._table_name, Key={CACHE_PARTITION_KEY: {"S": str(order_id)}})
-                .get("Item")
-            )
+            item = call_within(within, get_item, client_for=_client_for(CACHE_READ_SECONDS))
         except (BotoCoreError, ClientError) as error:
             raise CacheUnavailableError(f"cache read failed: {error}") from error
         if item is None:
@@ -63,15 +64,18 @@ class DynamoDbOrderCache:
             return None
         return Order.model_validate_json(item[CACHE_ORDER_ATTRIBUTE]["S"])
 
-    def put(self, order: Order) -> None:
+    def put(self, order: Order, deadline: Deadline) -> None:
+        item = {
+            CACHE_PARTITION_KEY: {"S": str(order.order_id)},
+            CACHE_ORDER_ATTRIBUTE: {"S": order.model_dump_json()},
+            CACHE_EXPIRY_ATTRIBUTE: {"N": str(int(time.time()) + self._ttl_seconds)},
+        }
+        within = deadline.within(CACHE_WRITE_SECONDS)
         try:
-            _dynamodb_client().put_item(
-                TableName=self._table_name,
-                Item={
-                    CACHE_PARTITION_KEY: {"S": str(order.order_id)},
-                    CACHE_ORDER_ATTRIBUTE: {"S": order.model_dump_json()},
-                    CACHE_EXPIRY_ATTRIBUTE: {"N": str(int(time.time()) + self._ttl_seconds)},
-                },
+            call_within(
+                within,
+                lambda dynamodb: dynamodb.put_item(TableName=self._table_name, Item=item),
+                client_for=_client_for(CACHE_WRITE_SECONDS),
             )
         except (BotoCoreError, ClientError) as error:
             raise CacheUnavailableError(f"cache write failed: {error}") from error

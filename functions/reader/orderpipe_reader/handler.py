@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.http import (
     BadRequestError,
     ErrorAnswer,
@@ -21,7 +24,7 @@ from orderpipe_common.http import (
     security_schemes,
 )
 from orderpipe_common.identity import SCOPE_READ, UnauthenticatedError, caller_from_event
-from orderpipe_common.model import Order
+from orderpipe_common.model import UUID_TEXT_PATTERN, Order
 from orderpipe_common.observability import logger, metrics
 from orderpipe_common.per_process import per_process
 from orderpipe_common.settings import load
@@ -31,6 +34,8 @@ from orderpipe_reader.settings import ReaderSettings
 from orderpipe_reader.store import CassandraOrderSource, StoreUnavailableError
 
 OPENAPI_SECURITY_SCHEMES = security_schemes  # called by the OpenAPI generator only
+# Kept back from the function's timeout to answer (a 503 beats a Lambda timeout's 502).
+ANSWER_RESERVE_SECONDS = 0.5
 
 
 @per_process
@@ -63,14 +68,18 @@ def get_source() -> CassandraOrderSource:
     return CassandraOrderSource(get_settings())
 
 
+_UUID_TEXT = re.compile(UUID_TEXT_PATTERN)
+
+
 def parse_order_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
+    # Only the hyphenated form the document states (uuid.UUID would also take braces, "urn:uuid:"
+    # and 32 bare hex digits).
+    if not _UUID_TEXT.fullmatch(raw):
         raise BadRequestError(
-            "order_id must be a UUID",
+            "order_id must be a UUID (8-4-4-4-12 hexadecimal digits)",
             fields=[{"field": "order_id", "message": "not a valid UUID", "type": "uuid_parsing"}],
-        ) from None
+        )
+    return uuid.UUID(raw)
 
 
 @app.get(
@@ -87,19 +96,41 @@ def parse_order_id(raw: str) -> uuid.UUID:
     security=security_requirements(SCOPE_READ),
     responses={
         200: {"description": "The order.", "content": {content_types.APPLICATION_JSON: {"model": Order}}},
-        **error_responses([400, 401, 403, 404, 503]),
+        **error_responses(
+            [400, 401, 403, 404, 503],
+            descriptions={
+                400: "`order_id` is not a UUID.",
+                404: "No order with this id, or not written yet: poll again after `Retry-After` seconds.",
+            },
+            retry_after=[404, 503],
+        ),
     },
 )
-def handle_get_order(order_id: str) -> Response[Order]:
+def handle_get_order(
+    order_id: Annotated[
+        str,
+        Path(
+            description="The `order_id` the POST answered.",
+            pattern=UUID_TEXT_PATTERN,
+            json_schema_extra={"format": "uuid"},
+        ),
+    ],
+) -> Response[Order]:
     settings = get_settings()
     caller = caller_from_event(app.current_event.raw_event, read_all_principals=settings.read_all_principals)
     parsed_id = parse_order_id(order_id)
+    deadline = Deadline.of_invocation(
+        app.lambda_context,
+        reserve_seconds=ANSWER_RESERVE_SECONDS,
+        budget_seconds=settings.answer_budget_seconds,
+    )
     order = read_order(
         parsed_id,
         caller=caller,
         legacy_producer=settings.legacy_producer,
         cache=get_cache(),
         source=get_source(),
+        deadline=deadline,
     )
     if order is None:
         # The pipeline is asynchronous: an accepted order may not be written yet.

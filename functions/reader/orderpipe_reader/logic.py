@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.identity import Caller
 from orderpipe_common.model import Order
 from orderpipe_common.observability import MetricUnit, logger, metrics
@@ -19,16 +20,23 @@ from orderpipe_reader.store import OrderSource
 
 
 def read_order(
-    order_id: uuid.UUID, *, caller: Caller, legacy_producer: str, cache: OrderCache, source: OrderSource
+    order_id: uuid.UUID,
+    *,
+    caller: Caller,
+    legacy_producer: str,
+    cache: OrderCache,
+    source: OrderSource,
+    deadline: Deadline,
 ) -> Order | None:
     """The order if `caller` may read it, from the cache when it holds it, else from Cassandra (then
     cached).
 
     None when Cassandra does not have it (yet) or it is another producer's: not cached, so the next
-    poll looks again. Raises StoreUnavailableError when it is not cached and Cassandra cannot answer.
+    poll looks again. Raises StoreUnavailableError when it is not cached and Cassandra cannot answer
+    before `deadline`.
     """
     started = time.perf_counter()
-    order, from_cache = _find(order_id, cache=cache, source=source)
+    order, from_cache = _find(order_id, cache=cache, source=source, deadline=deadline)
     if order is None:
         metrics.add_metric(name="OrdersNotFound", unit=MetricUnit.Count, value=1)
         _record_latency(started)
@@ -43,7 +51,7 @@ def read_order(
         return None
     if not from_cache:
         try:
-            cache.put(order)
+            cache.put(order, deadline)
         except CacheUnavailableError:
             logger.warning("cache unavailable on write-back", exc_info=True)
             metrics.add_metric(name="DegradedReads", unit=MetricUnit.Count, value=1)
@@ -51,10 +59,12 @@ def read_order(
     return order
 
 
-def _find(order_id: uuid.UUID, *, cache: OrderCache, source: OrderSource) -> tuple[Order | None, bool]:
+def _find(
+    order_id: uuid.UUID, *, cache: OrderCache, source: OrderSource, deadline: Deadline
+) -> tuple[Order | None, bool]:
     """(the order or None, whether it came from the cache)."""
     try:
-        cached = cache.get(order_id)
+        cached = cache.get(order_id, deadline)
     except CacheUnavailableError:
         logger.warning("cache unavailable on read; reading from cassandra", exc_info=True)
         metrics.add_metric(name="DegradedReads", unit=MetricUnit.Count, value=1)
@@ -64,7 +74,7 @@ def _find(order_id: uuid.UUID, *, cache: OrderCache, source: OrderSource) -> tup
             metrics.add_metric(name="CacheHits", unit=MetricUnit.Count, value=1)
             return cached, True
         metrics.add_metric(name="CacheMisses", unit=MetricUnit.Count, value=1)
-    return source.find(order_id), False
+    return source.find(order_id, deadline), False
 
 
 def _record_latency(started: float) -> None:

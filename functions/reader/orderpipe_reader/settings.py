@@ -21,6 +21,9 @@ class ReaderSettings(CassandraSettings):
     # IAM mode: principals (role or user ARNs) that may read every producer's orders (JWT mode: the
     # orders/read-all scope). Comma-separated.
     read_all_principals: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How long a GET may take before the reader gives up on Cassandra and answers 503 (and at most the
+    # function's timeout minus half a second). Cache calls and the Cassandra read all fit in it.
+    answer_budget_seconds: float = Field(default=2.0, gt=0, le=30)
 
     @field_validator("read_all_principals", mode="before")
     @classmethod

@@ -9,7 +9,14 @@ from cassandra import DriverException, RequestExecutionException
 from cassandra.cluster import NoHostAvailable, Session
 from cassandra.query import PreparedStatement
 
-from orderpipe_common.cassandra_session import CassandraConfigurationError, consistency, run_with_reconnect
+from orderpipe_common.cassandra_session import (
+    MIN_CALL_SECONDS,
+    CassandraConfigurationError,
+    call_bounded,
+    consistency,
+    run_with_reconnect,
+)
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.errors import DomainError
 from orderpipe_common.model import Order
 from orderpipe_common.order_rows import SELECT_ORDER_CQL, order_from_row
@@ -21,7 +28,7 @@ class StoreUnavailableError(DomainError):
 
 
 class OrderSource(Protocol):
-    def find(self, order_id: uuid.UUID) -> Order | None: ...
+    def find(self, order_id: uuid.UUID, deadline: Deadline) -> Order | None: ...
 
 
 class CassandraOrderSource:
@@ -30,23 +37,32 @@ class CassandraOrderSource:
         self._prepared_for: Session | None = None
         self._select: PreparedStatement | None = None
 
-    def _statement(self, session: Session) -> PreparedStatement:
+    def _statement(self, session: Session, deadline: Deadline) -> PreparedStatement:
         if session is not self._prepared_for or self._select is None:
-            session.set_keyspace(self._settings.cassandra_keyspace)
-            select = session.prepare(SELECT_ORDER_CQL)
-            # At LOCAL_QUORUM for both writes and reads, a read sees every acknowledged write.
-            select.consistency_level = consistency(self._settings.cassandra_read_consistency)
-            select.is_idempotent = True
+            # Prepared once per session (i.e. per process, or again after a reconnect).
+            select = call_bounded(lambda: self._prepare(session), deadline)
             self._prepared_for, self._select = session, select
         return self._select
 
-    def find(self, order_id: uuid.UUID) -> Order | None:
+    def _prepare(self, session: Session) -> PreparedStatement:
+        session.set_keyspace(self._settings.cassandra_keyspace)
+        select = session.prepare(SELECT_ORDER_CQL)
+        # At LOCAL_QUORUM for both writes and reads, a read sees every acknowledged write.
+        select.consistency_level = consistency(self._settings.cassandra_read_consistency)
+        select.is_idempotent = True
+        return select
+
+    def find(self, order_id: uuid.UUID, deadline: Deadline) -> Order | None:
+        """The order, or None; StoreUnavailableError when Cassandra cannot answer before `deadline`."""
+
         def select(session: Session) -> Order | None:
-            row = session.execute(self._statement(session), (order_id,)).one()
+            statement = self._statement(session, deadline)
+            timeout = deadline.timeout(self._settings.cassandra_request_timeout_seconds)
+            row = session.execute(statement, (order_id,), timeout=max(timeout, MIN_CALL_SECONDS)).one()
             return order_from_row(row) if row is not None else None
 
         try:
-            return run_with_reconnect(self._settings, select)
+            return run_with_reconnect(self._settings, select, deadline)
         except (
             NoHostAvailable,
             RequestExecutionException,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from orderpipe_common.deadlines import Deadline, batch_reserve_seconds
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import Order
 from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE, MetricUnit, logger, metrics, trace_root
@@ -23,6 +24,9 @@ from orderpipe_writer.store import CassandraOrderStore, Outcomes
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# Time a batch may take when no Lambda context says otherwise (tools calling the handler directly).
+DEFAULT_SECONDS = 30.0
+
 
 @per_process
 def get_store() -> CassandraOrderStore:
@@ -33,8 +37,11 @@ def parse_record(record: SqsRecord) -> Order:
     return parse_envelope(record["body"])
 
 
-def write_parsed(orders: Sequence[Order]) -> Outcomes:
-    return write_orders(get_store(), orders)
+def write_parsed(orders: Sequence[Order], context: LambdaContext | None) -> Outcomes:
+    # What is not stored by then is reported in batchItemFailures before the function times out.
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_SECONDS
+    deadline = Deadline.after(remaining - batch_reserve_seconds(remaining))
+    return write_orders(get_store(), orders, deadline)
 
 
 def log_written(written: Sequence[tuple[SqsRecord, Order]]) -> None:
@@ -64,7 +71,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if not records:  # Lambda never sends an empty batch
         return {"batchItemFailures": []}
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(records))
-    response = process_partial_response(event=event, record_handler=parse_record, processor=processor)
+    response = process_partial_response(
+        event=event, record_handler=parse_record, processor=processor, context=context
+    )
     failures = len(response["batchItemFailures"])
     logger.info(
         "batch done", extra={"records": len(records), "written": len(records) - failures, "failed": failures}

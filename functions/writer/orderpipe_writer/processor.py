@@ -2,7 +2,8 @@
 
 With `ReportBatchItemFailures` on, Lambda's SQS event source retries exactly the records named in
 `batchItemFailures`. Each record is parsed on its own (a malformed one fails alone), then one bulk
-handler writes every parsed record concurrently and reports an outcome per record, in order.
+handler writes every parsed record concurrently and reports an outcome per record, in order. The
+bulk handler gets the invocation's context, to fit its work in the time left.
 
 Not Powertools' batch utility: the writer used only its bookkeeping, and importing it (asyncio and
 every event data class) was a third of the writer's cold init (docs/benchmarks.md, cold_init).
@@ -11,13 +12,16 @@ every event data class) was a third of the writer's cold init (docs/benchmarks.m
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orderpipe_common.observability import logger
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
 # An SQS record as Lambda delivers it (messageId, body, attributes, messageAttributes, ...).
 SqsRecord = Mapping[str, Any]
-BulkHandler = Callable[[Sequence[Any]], Sequence[BaseException | None]]
+BulkHandler = Callable[[Sequence[Any], "LambdaContext | None"], Sequence[BaseException | None]]
 RecordHandler = Callable[[SqsRecord], Any]
 WrittenHandler = Callable[[Sequence[tuple[SqsRecord, Any]]], None]
 
@@ -27,7 +31,12 @@ class ParseThenBulkProcessor:
         self._bulk_handler = bulk_handler
         self._on_written = on_written  # called once per batch with every (record, value) written
 
-    def process(self, records: Sequence[SqsRecord], record_handler: RecordHandler) -> list[str]:
+    def process(
+        self,
+        records: Sequence[SqsRecord],
+        record_handler: RecordHandler,
+        context: LambdaContext | None = None,
+    ) -> list[str]:
         """The message ids of the records that were not processed (to be retried)."""
         failed: list[str] = []
         parsed_records: list[SqsRecord] = []
@@ -43,7 +52,7 @@ class ParseThenBulkProcessor:
                     extra={"message_id": record["messageId"], "error": f"{type(error).__name__}: {error}"},
                 )
                 failed.append(record["messageId"])
-        outcomes = self._bulk_handler(parsed_values) if parsed_values else []
+        outcomes = self._bulk_handler(parsed_values, context) if parsed_values else []
         written = []
         for record, value, outcome in zip(parsed_records, parsed_values, outcomes, strict=True):
             if outcome is None:
@@ -57,8 +66,12 @@ class ParseThenBulkProcessor:
 
 
 def process_partial_response(
-    *, event: Mapping[str, Any], record_handler: RecordHandler, processor: ParseThenBulkProcessor
+    *,
+    event: Mapping[str, Any],
+    record_handler: RecordHandler,
+    processor: ParseThenBulkProcessor,
+    context: LambdaContext | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """`{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}` for an SQS event."""
-    failed = processor.process(event.get("Records", []), record_handler)
+    failed = processor.process(event.get("Records", []), record_handler, context)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Show the orders queue and its DLQ: visible messages, in flight, the age of the oldest "
             "message, each next to its alarm threshold from the shared PipelineTuning (exit code 3 "
-            "when a measure is over its threshold).\n\nSQS has no attribute for the age of the oldest "
+            "when a measure is over its threshold), and the queues' budget read from their attributes: "
+            "how long a Cassandra outage can last before orders reach the DLQ ((maxReceiveCount - 1) x "
+            "visibility timeout) and the retention of each queue.\n\nSQS has no attribute for the age of the oldest "
             "message. Deployed, it is read from the CloudWatch metric ApproximateAgeOfOldestMessage; "
             "against a local endpoint (moto publishes no SQS metrics) it is computed from the "
             "SentTimestamp of up to 10 messages peeked with VisibilityTimeout=0 (a peek counts as a "
@@ -178,9 +180,43 @@ def run_status(args: argparse.Namespace) -> int:
         value = _format_value(measure.value, measure.unit) + (f" ({measure.note})" if measure.note else "")
         table.add_row(measure.name, value, threshold, state)
     console.print(table)
+    if status.budget is not None:
+        _print_budget(console, status)
     console.print(f"age source: {status.age_source}", highlight=False)
     console.print(f"alarm thresholds: {status.thresholds_source}", highlight=False)
     return 3 if status.alarming else 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86_400 and seconds % 86_400 == 0:
+        return f"{seconds / 86_400:.0f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h".replace(".0 h", " h")
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def _retention(seconds: int | None) -> str:
+    return _duration(seconds) if seconds is not None else "not reported by this endpoint"
+
+
+def _print_budget(console: Any, status: Any) -> None:
+    budget = status.budget
+    if budget.outage_budget_seconds is not None:
+        console.print(
+            f"Cassandra outage survived before orders reach the DLQ: {_duration(budget.outage_budget_seconds)} "
+            f"(maxReceiveCount {budget.max_receive_count}, retried every {budget.visibility_timeout_seconds} s, "
+            "the visibility timeout)",
+            highlight=False,
+        )
+    console.print(
+        f"retention: queue {_retention(budget.queue_retention_seconds)}, "
+        f"DLQ {_retention(budget.dlq_retention_seconds)}",
+        highlight=False,
+    )
+    for problem in status.budget_problems:
+        console.print(f"[yellow]warning:[/yellow] {problem}", highlight=False)
 
 
 @guarded

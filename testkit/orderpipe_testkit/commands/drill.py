@@ -17,7 +17,10 @@ DRILLS = {
     "hostile": "schemathesis (>= 5,000 generated requests) and hand-written nasty input: no 5xx, "
     "no hang, each hand-written case a clear 4xx",
     "replication": "three nodes, RF 3, LOCAL_QUORUM; one node stopped under load (heavy: 3 JVMs)",
-    "all": "every drill but replication, the light ones sharing one runtime",
+    "nemesis": "steady load while a seeded random schedule of network faults (Toxiproxy), writer "
+    "and Cassandra-node kills hits; then: nothing lost or stored twice, no 5xx, no timeout "
+    "(--minutes, --seed, --nodes 1|3, --report)",
+    "all": "every drill but replication and nemesis, the light ones sharing one runtime",
 }
 SHARED = ("outage", "poison", "duplicates", "idempotency", "hostile")
 
@@ -38,6 +41,19 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("name", choices=list(DRILLS), help="which drill")
     parser.add_argument("--requests", type=int, default=5000, help="hostile: generated requests")
+    parser.add_argument("--minutes", type=float, default=10.0, help="nemesis: minutes of load and faults")
+    parser.add_argument("--seed", type=int, default=1, help="nemesis: seed of the fault schedule")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        choices=[1, 3],
+        default=1,
+        help="nemesis: Cassandra nodes (3: RF 3, started here)",
+    )
+    parser.add_argument("--rate", type=float, default=8.0, help="nemesis: POSTs per second")
+    parser.add_argument(
+        "--report", default="nemesis-report.json", help="nemesis: where to write the JSON report"
+    )
     parser.add_argument("--json", action="store_true", help="print each report as a JSON line")
     parser.add_argument(
         "--cassandra-source",
@@ -71,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     reports: list[Any] = []
     try:
+        if args.name == "nemesis":
+            # A node killed on purpose makes the driver warn at every reconnect: the report says it all.
+            logging.getLogger("cassandra").setLevel(logging.ERROR)
+            return _nemesis(args, console)
         if args.name == "replication":
             from orderpipe_testkit.drills.replication import run_replication_drill
 
@@ -78,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
                 reports.append(run_replication_drill())
             _print(reports[-1], args.json)
             return 0
-        names = [n for n in DRILLS if n not in {"all", "replication"}] if args.name == "all" else [args.name]
+        names = (
+            [n for n in DRILLS if n not in {"all", "replication", "nemesis"}]
+            if args.name == "all"
+            else [args.name]
+        )
         with ExitStack() as stack:
             try:
                 cassandra = stack.enter_context(provide_cassandra(args.cassandra_source))
@@ -115,3 +139,49 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]drill failed:[/red] {failure}", highlight=False)
         return 1
     return 0
+
+
+def _nemesis(args: argparse.Namespace, console: Any) -> int:
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from orderpipe_devenv.cassandra.source import CassandraUnavailableError, provide_cassandra
+    from orderpipe_testkit.drills.nemesis import run_nemesis
+
+    with ExitStack() as stack:
+        if args.nodes == 3:
+            from orderpipe_devenv import cassandra as local_cassandra
+            from orderpipe_devenv.cassandra.source import embedded_endpoint
+            from orderpipe_testkit.drills.replication import REPLICATION, three_node_settings
+
+            with console.status("starting three Cassandra nodes (about a minute)"):
+                cluster: Any = stack.enter_context(local_cassandra.running_cluster(three_node_settings()))
+            endpoint: Any = embedded_endpoint(cluster)
+            replication: dict[str, str | int] | None = REPLICATION
+        else:
+            try:
+                provided = stack.enter_context(provide_cassandra(args.cassandra_source))
+            except CassandraUnavailableError as error:
+                console.print(f"[red]No Cassandra:[/red] {error}")
+                return 2
+            endpoint, cluster, replication = provided.endpoint, provided.embedded, None
+            if cluster is None:
+                console.print("Cassandra is not the embedded node here: no node kills in the schedule")
+        console.print(
+            f"drill nemesis: {args.minutes:g} min, seed {args.seed}, {args.nodes} node(s): {DRILLS['nemesis']}",
+            highlight=False,
+        )
+        report = run_nemesis(
+            endpoint,
+            contact_points=list(endpoint.contact_points),
+            port=endpoint.port,
+            cluster=cluster,
+            minutes=args.minutes,
+            seed=args.seed,
+            rate=args.rate,
+            replication=replication,
+        )
+    report.write_json(Path(args.report))
+    _print(report, args.json)
+    console.print(f"report: {args.report}", highlight=False)
+    return 0 if report.passed else 1

@@ -26,9 +26,15 @@ from orderpipe_testkit.auth import for_producer
 
 log = logging.getLogger("orderpipe.drills")
 
-# Short timings, as in the e2e tests: visibility 6 s, the DLQ after 2 receives.
+# Short timings, as in the e2e tests: a 2 s writer (visibility 12 s), the DLQ after 2 receives (an
+# outage budget of 12 s, the age alarm at 5 s).
 SHORT_TUNING = DEFAULT_TUNING.with_overrides(
-    {"writer_timeout_seconds": 1, "max_receive_count": 2, "writer_batching_window_seconds": 1}
+    {
+        "writer_timeout_seconds": 2,
+        "max_receive_count": 2,
+        "writer_batching_window_seconds": 1,
+        "alarm_oldest_message_age_seconds": 5,
+    }
 )
 DRILL_PREFIX = "orderpipe-drill"
 
@@ -147,7 +153,7 @@ def drill_runtime(
                 log.info("drill %s: runtime up in %.1f s", name, time.monotonic() - started)
                 yield runtime
         finally:
-            _close_row_session(keyspace)
+            close_row_session(keyspace)
 
 
 def api_client(runtime: LocalRuntime, timeout: float = 10) -> httpx.Client:
@@ -223,7 +229,8 @@ def _row_session(runtime: LocalRuntime) -> Any:
     return _row_sessions[keyspace][1]
 
 
-def _close_row_session(keyspace: str) -> None:
+def close_row_session(keyspace: str) -> None:
+    """Close the assertion session of a drill's keyspace (when its runtime stops)."""
     cluster, _session = _row_sessions.pop(keyspace, (None, None))
     if cluster is not None:
         cluster.shutdown()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 from orderpipe_devenv import cassandra as local_cassandra
-from orderpipe_devenv.cassandra.source import CassandraEndpoint
-from orderpipe_devenv.processes import find_java, free_port
+from orderpipe_devenv.cassandra.source import embedded_endpoint
+from orderpipe_devenv.processes import find_java, stable_port
 from orderpipe_ops.queues import dlq_depth, redrive
 from orderpipe_testkit.drills.common import (
     ClusterOutage,
@@ -32,8 +32,9 @@ REPLICATION: dict[str, str | int] = {"class": "NetworkTopologyStrategy", local_c
 
 
 def three_node_settings() -> local_cassandra.ClusterSettings:
+    # Ports a node killed and started again finds free (node i's JMX listens on jmx_port + i - 1).
     return local_cassandra.ClusterSettings(
-        nodes=3, cql_port=free_port(), storage_port=free_port(), jmx_port=free_port()
+        nodes=3, cql_port=stable_port(), storage_port=stable_port(), jmx_port=stable_port(count=3)
     )
 
 
@@ -49,14 +50,7 @@ def replication(
     """Run the drill on a started 3-node `cluster` (LOCAL_QUORUM = 2 of 3 replicas)."""
     report = DrillReport("replication")
     started = time.monotonic()
-    endpoint = CassandraEndpoint(
-        contact_points=tuple(cluster.contact_points),
-        port=cluster.port,
-        local_dc=cluster.local_dc,
-        username=None,
-        password=None,
-        source="embedded",
-    )
+    endpoint = embedded_endpoint(cluster)
     outage = ClusterOutage(cluster, [node_to_stop])
     max_requests = int(rate_per_second * (before_seconds + down_seconds + after_seconds + 120))
     with drill_runtime(endpoint, name="replication", replication=REPLICATION) as runtime:

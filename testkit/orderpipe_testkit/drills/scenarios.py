@@ -259,7 +259,9 @@ def producer_retries(runtime: LocalRuntime, *, concurrent: int = 8, sequential: 
 
 CRASH_TUNING = DEFAULT_TUNING.with_overrides(
     {
-        "writer_timeout_seconds": 1,
+        # Long enough for a 500-order batch at 4 in flight on a busy machine (visibility 18 s).
+        "writer_timeout_seconds": 3,
+        "alarm_oldest_message_age_seconds": 10,
         "max_receive_count": 3,
         "writer_batch_size": 500,
         "writer_batching_window_seconds": 2,
