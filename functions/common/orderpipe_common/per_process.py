@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 _resets: list[Callable[[], None]] = []
+_snapshot_closers: list[Callable[[], None]] = []
 
 
 def per_process[F: Callable[..., Any]](getter: F) -> F:
@@ -46,8 +47,17 @@ def reset() -> None:
 # on every call and need nothing).
 
 
+def on_snapshot(closer: Callable[[], None]) -> Callable[[], None]:
+    """Register `closer` to run before the snapshot, ahead of `reset()`: for what `reset()` lets go of in
+    the background (a thread started then would be frozen in the snapshot, its connections with it)."""
+    _snapshot_closers.append(closer)
+    return closer
+
+
 def before_snapshot() -> None:
     """Runtime hook: close and forget every client and session before the snapshot is taken."""
+    for closer in list(_snapshot_closers):
+        closer()
     reset()
 
 
