@@ -32,17 +32,10 @@ def register(subparsers: Any) -> None:
         choices=["environment", "container", "embedded"],
         help="force where Cassandra comes from (default: the first that is available)",
     )
-    parser.add_argument(
-        "--aws-backend",
-        choices=["elasticmq", "moto"],
-        help="SQS server for the end-to-end benchmark (default: the local runtime's default)",
-    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from benchmarks.suite import run_suite
 
-    return run_suite(
-        args.names, quick=args.quick, cassandra_source=args.cassandra_source, aws_backend=args.aws_backend
-    )
+    return run_suite(args.names, quick=args.quick, cassandra_source=args.cassandra_source)

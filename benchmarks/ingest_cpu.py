@@ -157,10 +157,13 @@ def _measure(
         ratios={
             "ingest_batch_vs_baseline": median["batch"] / median["baseline"],
             "ingest_single_vs_baseline": median["single"] / median["baseline"],
+            # A single POST is one request: Lambda bills its duration in 1 ms steps and the SQS round
+            # trip dominates it, so its goal is CPU per request, not a ratio to json+uuid (issue 16).
+            "ingest_single_cpu_vs_1ms": median["single"] / 1000,
         },
         goals=[
             Goal("ingest_batch_vs_baseline", 3.0, "at_most"),
-            Goal("ingest_single_vs_baseline", 3.0, "at_most"),
+            Goal("ingest_single_cpu_vs_1ms", 1.0, "at_most"),
         ],
         notes=[
             "The whole handler in-process on API Gateway REST proxy events, the SQS publisher replaced "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -62,3 +63,12 @@ def cpu_by_role(
     for pid, (role, seconds) in after.items():
         totals[role] += seconds - (before[pid][1] if pid in before else 0.0)
     return {role: round(seconds, 1) for role, seconds in sorted(totals.items())}
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds these processes used so far (0 for a pid that is gone)."""
+    total = 0.0
+    for pid in pids:
+        stat = _stat(pid)
+        total += stat[1] if stat is not None else 0.0
+    return total

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -17,8 +17,14 @@ from benchmarks.results_file import RESULTS_DIR, BenchmarkResult
 NEEDS_CASSANDRA = {"writer", "reader_cache", "end_to_end"}
 
 
+@dataclass(frozen=True)
+class BenchCassandra:
+    env: dict[str, str]  # CassandraSettings' environment for the benchmark keyspace
+    pids: tuple[int, ...]  # the JVMs, when the suite started them (their CPU is measured)
+
+
 @contextmanager
-def _cassandra(source: str | None, keyspace: str) -> Iterator[dict[str, str]]:
+def _cassandra(source: str | None, keyspace: str) -> Iterator[BenchCassandra]:
     from orderpipe_common.settings import from_mapping
     from orderpipe_devenv.cassandra.source import provide_cassandra
     from orderpipe_schema.handler import apply_schema
@@ -33,47 +39,52 @@ def _cassandra(source: str | None, keyspace: str) -> Iterator[dict[str, str]]:
                 cassandra_replication={"class": "SimpleStrategy", "replication_factor": 1},
             )
         )
-        yield env
+        nodes = provided.embedded.nodes if provided.embedded is not None else []
+        yield BenchCassandra(env, tuple(node.pid for node in nodes if node.pid is not None))
 
 
-def _runners(
-    quick: bool, aws_backend: str | None, say: Callable[[str], None]
-) -> dict[str, Callable[..., BenchmarkResult]]:
-    def writer(cassandra_env: dict[str, str]) -> BenchmarkResult:
+def _runners(quick: bool, say: Callable[[str], None]) -> dict[str, Callable[..., BenchmarkResult]]:
+    def writer(cassandra: BenchCassandra) -> BenchmarkResult:
         from benchmarks import writer_throughput
 
         return writer_throughput.run(
-            cassandra_env=cassandra_env, rows=1_000 if quick else 5_000, progress=say
+            cassandra_env=cassandra.env,
+            server_pids=cassandra.pids,
+            rows=500 if quick else 2_000,
+            rounds=1 if quick else 3,
+            cluster_nodes=1 if quick else 3,  # the 3-node cluster takes minutes to start: not in --quick
+            progress=say,
         )
 
-    def cold_init(cassandra_env: dict[str, str] | None) -> BenchmarkResult:
+    def cold_init(cassandra: BenchCassandra | None) -> BenchmarkResult:
         from benchmarks import cold_init as module
 
         return module.run(rounds=3 if quick else 7, progress=say)
 
-    def ingest_cpu(cassandra_env: dict[str, str] | None) -> BenchmarkResult:
+    def ingest_cpu(cassandra: BenchCassandra | None) -> BenchmarkResult:
         from benchmarks import ingest_cpu as module
 
         return module.run(orders=1_000 if quick else 4_000, rounds=3 if quick else 5, progress=say)
 
-    def reader_cache(cassandra_env: dict[str, str]) -> BenchmarkResult:
+    def reader_cache(cassandra: BenchCassandra) -> BenchmarkResult:
         from benchmarks import reader_cache as module
 
         return module.run(
-            cassandra_env=cassandra_env, orders=50 if quick else 100, rounds=2 if quick else 3, progress=say
+            cassandra_env=cassandra.env, orders=50 if quick else 100, rounds=2 if quick else 3, progress=say
         )
 
-    def end_to_end(cassandra_env: dict[str, str]) -> BenchmarkResult:
+    def end_to_end(cassandra: BenchCassandra) -> BenchmarkResult:
         from benchmarks import end_to_end as module
 
-        backends: tuple[Any, ...] = ("elasticmq", "moto")
-        if aws_backend is not None:
-            backends = (aws_backend,)
+        plans: Sequence[module.StepPlan] = module.DEFAULT_PLANS
+        if quick:
+            plans = tuple(module.StepPlan(p.mode, p.rates[:2], p.batch_size) for p in plans)
         return module.run(
-            cassandra_env=cassandra_env,
-            sqs_backends=backends,
-            duration_s=10 if quick else 60,
-            compare_duration_s=10 if quick else 30,
+            cassandra_env=cassandra.env,
+            cassandra_pids=cassandra.pids,
+            plans=plans,
+            step_duration_s=5 if quick else 20,
+            latency_duration_s=5 if quick else 20,
             progress=say,
             plot_path=RESULTS_DIR / "end_to_end.png",
         )
@@ -104,13 +115,15 @@ def summary_rows(results_dir: Path = RESULTS_DIR) -> list[list[str]]:
                     f"{goal['value']:.3g}",
                     f"{sign} {goal['target']:g}",
                     "met" if goal["met"] else "NOT met",
-                    result["machine"]["date"][:10],
+                    result["machine"]["date"][:16].replace("T", " "),
+                    # Other work on the machine during the run (1-minute load average; cores beside it).
+                    f"{(result['machine'].get('load_average') or ['?'])[0]}",
                 ]
             )
     return rows
 
 
-HEADERS = ["benchmark", "ratio", "value", "goal", "verdict", "date"]
+HEADERS = ["benchmark", "ratio", "value", "goal", "verdict", "date (UTC)", "load avg"]
 
 
 def write_summary_md(results_dir: Path = RESULTS_DIR) -> Path:
@@ -125,7 +138,9 @@ def write_summary_md(results_dir: Path = RESULTS_DIR) -> Path:
         *("| " + " | ".join(row) + " |" for row in rows),
         "",
         f"Machine: {machine.get('cores')} cores, {machine.get('processor')}, Python {machine.get('python')}, "
-        f"{machine.get('platform')}. Details: `benchmarks/results/<benchmark>.json`, narrative: docs/benchmarks.md.",
+        f"{machine.get('platform')}. Load avg: the 1-minute load average when the result was written (other "
+        "work on the same cores; above the core count, absolute figures are low and ratios noisy). "
+        "Details: `benchmarks/results/<benchmark>.json`, narrative: docs/benchmarks.md.",
     ]
     path = results_dir / "summary.md"
     path.write_text("\n".join(lines) + "\n")
@@ -137,7 +152,6 @@ def run_suite(
     *,
     quick: bool = False,
     cassandra_source: str | None = None,
-    aws_backend: str | None = None,
 ) -> int:
     console = Console(stderr=True)
     unknown = sorted(set(names) - set(BENCHMARK_HELP))
@@ -147,17 +161,17 @@ def run_suite(
         )
         return 2
     selected = list(names) or list(BENCHMARK_HELP)
-    runners = _runners(quick, aws_backend, lambda line: console.print(line, highlight=False, markup=False))
+    runners = _runners(quick, lambda line: console.print(line, highlight=False, markup=False))
     failed: list[str] = []
     with ExitStack() as stack:
-        cassandra_env: dict[str, str] | None = None
+        cassandra: BenchCassandra | None = None
         if NEEDS_CASSANDRA & set(selected):
             with console.status("providing Cassandra and applying the schema"):
-                cassandra_env = stack.enter_context(_cassandra(cassandra_source, "orderpipe_bench"))
+                cassandra = stack.enter_context(_cassandra(cassandra_source, "orderpipe_bench"))
         for name in selected:
             console.rule(name)
             try:
-                result = runners[name](cassandra_env)
+                result = runners[name](cassandra)
             except Exception:
                 console.print_exception()
                 failed.append(name)

@@ -2,8 +2,7 @@
 
 Each bundle = `pip install -r functions/<name>/requirements.txt` for the Lambda runtime's platform
 (manylinux wheels only, no compiler) + `orderpipe_common/` + `orderpipe_<name>/`. Packages the runtime
-already provides (boto3, botocore, s3transfer) are removed when something pulls them in (aws-xray-sdk
-does). pip runs under the runtime's own Python (3.12), so the .pyc files it writes are the ones
+already provides (boto3, botocore, s3transfer) are removed when something pulls them in. pip runs under the runtime's own Python (3.12), so the .pyc files it writes are the ones
 the runtime loads.
 
 The asset hash is computed here over the function's folder, the shared package and this recipe,

@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 from orderpipe_authorizer.settings import AuthorizerSettings
 from orderpipe_common.identity import PRODUCER_PATTERN
 from orderpipe_common.settings import PROTOCOL_VERSIONS, CassandraSettings, ConsistencyName, HostnameCheck
-from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
+from orderpipe_common.tuning import DEFAULT_TUNING, TUNING_PROFILES, PipelineTuning
 from orderpipe_ingest.settings import IngestSettings
 from orderpipe_reader.settings import ReaderSettings
 
@@ -90,6 +90,8 @@ CONTEXT_KEYS: dict[str, str] = {
     "apiGatewayCloudWatchRole": "existing (default: the account's API Gateway settings already name a CloudWatch Logs role in this region) or create (this stack sets one, and keeps it on deletion).",
     "readerReservedConcurrency": "Reserved concurrency of the reader: at most this many environments, each with its own Cassandra connections (default 20; 'none' leaves it unreserved, for accounts whose concurrency quota is below 100 + this).",
     "stackName": "Name of the CloudFormation stack (default OrderPipe).",
+    "snapStart": "Lambda SnapStart for ingest, reader and writer (true/false, default false): each is published as a version, restored from a snapshot instead of initialized, and reached through its alias `live` (see docs/deploy.md for when it pays).",
+    "tuningProfile": "Pipeline tuning to start from: default (batches of up to 100 within 1 s) or low_latency (no batching window, batches of 10); orderpipe:tuning overrides apply on top.",
     "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
 }
 
@@ -234,6 +236,7 @@ class OrderPipeConfig:
     idempotency_expires_after_seconds: int = DEFAULT_IDEMPOTENCY_SECONDS
     api_cloudwatch_role: ApiCloudWatchRole = "existing"
     reader_reserved_concurrency: int | None = 20
+    snap_start: bool = False
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any]) -> OrderPipeConfig:
@@ -384,6 +387,7 @@ class _Reader:
         reader_concurrency: int | None = None  # "none": unreserved
         if str(self.raw("readerReservedConcurrency") or "").lower() != "none":
             reader_concurrency = self.integer("readerReservedConcurrency", 20, low=1, high=1000)
+        snap_start = self.boolean("snapStart", False)
         if self.problems or cassandra is None or network_path is None:
             return None
         return OrderPipeConfig(
@@ -401,6 +405,7 @@ class _Reader:
             api_cloudwatch_role=api_role,  # type: ignore[arg-type]  # checked above
             reader_reserved_concurrency=reader_concurrency,
             auth=auth,
+            snap_start=snap_start,
         )
 
     def auth(self) -> AuthConfig:
@@ -439,8 +444,12 @@ class _Reader:
 
     def tuning(self) -> PipelineTuning:
         overrides = self.obj("tuning") or {}
+        profile = str(self.raw("tuningProfile") or "default")
+        if profile not in TUNING_PROFILES:
+            self.fail("tuningProfile", f"must be one of {sorted(TUNING_PROFILES)}, got {profile!r}")
+            return DEFAULT_TUNING
         try:
-            tuning = DEFAULT_TUNING.with_overrides(overrides)
+            tuning = TUNING_PROFILES[profile].with_overrides(overrides)
         except (ValueError, TypeError) as error:
             self.fail("tuning", str(error))
             return DEFAULT_TUNING

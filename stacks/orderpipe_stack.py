@@ -52,8 +52,8 @@ class OrderPipeStack(cdk.Stack):
             settings=config.api,
             auth=config.auth,
             cloudwatch_role=config.api_cloudwatch_role,
-            ingest=self.functions.ingest,
-            reader=self.functions.reader,
+            ingest=self.functions.ingest_entry,
+            reader=self.functions.reader_entry,
             authorizer=self.functions.authorizer,
             authorizer_cache_ttl_seconds=config.tuning.authorizer_cache_ttl_seconds,
         )

@@ -237,7 +237,9 @@ def sqs_record(
     message_id: str | None = None,
     receipt_handle: str | None = None,
     attributes: Mapping[str, str] | None = None,
+    message_attributes: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """`message_attributes` as SQS's API gives them (`{"name": {"DataType", "StringValue"}}`)."""
     now_ms = str(int(time.time() * 1000))
     return {
         "messageId": message_id or str(uuid.uuid4()),
@@ -250,7 +252,15 @@ def sqs_record(
             "ApproximateFirstReceiveTimestamp": now_ms,
             **(attributes or {}),
         },
-        "messageAttributes": {},
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType", "String"),
+            }
+            for name, value in (message_attributes or {}).items()
+        },
         "md5OfBody": hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
@@ -263,7 +273,7 @@ def sqs_event_from_bodies(bodies: Iterable[str], **kwargs: Any) -> dict[str, Any
 
 
 def sqs_event_from_messages(messages: Iterable[Mapping[str, Any]], *, queue_arn: str) -> dict[str, Any]:
-    """From boto3 `receive_message` results (with AttributeNames=['All'])."""
+    """From boto3 `receive_message` results (with AttributeNames and MessageAttributeNames ['All'])."""
     return {
         "Records": [
             sqs_record(
@@ -272,6 +282,7 @@ def sqs_event_from_messages(messages: Iterable[Mapping[str, Any]], *, queue_arn:
                 message_id=message["MessageId"],
                 receipt_handle=message["ReceiptHandle"],
                 attributes=message.get("Attributes"),
+                message_attributes=message.get("MessageAttributes"),
             )
             for message in messages
         ]

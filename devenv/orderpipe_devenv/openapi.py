@@ -2,8 +2,8 @@
 
 Each function that serves HTTP contributes an `ApiPart`: its Powertools resolver (`app`), the
 pydantic models its documented request bodies refer to (`OPENAPI_COMPONENT_MODELS`) and its security
-schemes (`OPENAPI_SECURITY_SCHEMES`), read from the module by `part_from_module`. The parts are merged
-into one document (a path+method or a component defined twice differently is an error), component
+schemes (`OPENAPI_SECURITY_SCHEMES`, a mapping or a function returning one), read from the module by
+`part_from_module`. The parts are merged into one document (a path+method or a component defined twice differently is an error), component
 schemas nothing refers to are dropped, and the result is committed as docs/openapi.json; the test
 tests/unit/test_openapi.py fails when the committed document is stale.
 
@@ -57,10 +57,13 @@ class ApiPart:
 
 def part_from_module(module_name: str) -> ApiPart:
     module = importlib.import_module(module_name)
+    schemes = getattr(module, "OPENAPI_SECURITY_SCHEMES", {})
+    if callable(schemes):  # built on demand: the OpenAPI models stay off the function's cold start
+        schemes = schemes()
     return ApiPart(
         resolver=module.app,
         component_models=tuple(getattr(module, "OPENAPI_COMPONENT_MODELS", ())),
-        security_schemes=dict(getattr(module, "OPENAPI_SECURITY_SCHEMES", {})),
+        security_schemes=dict(schemes),
     )
 
 

@@ -114,7 +114,9 @@ def test_bundle_contents(assembly: Path, template: dict[str, Any], name: str) ->
     bundle = bundle_dir(assembly, template, name)
     assert (bundle / "orderpipe_common" / "__init__.py").is_file()
     assert (bundle / "aws_lambda_powertools").is_dir()
-    assert (bundle / "aws_xray_sdk").is_dir(), "Tracer needs the [tracer] extra"
+    # Tracing is Lambda's own (active tracing): no end-of-support X-Ray SDK, no tracing SDK at all.
+    assert not (bundle / "aws_xray_sdk").exists()
+    assert not (bundle / "opentelemetry").exists()
     for provided in ("boto3", "botocore", "s3transfer"):
         assert not (bundle / provided).exists(), (
             f"{provided} is provided by the runtime and must not be bundled"

@@ -144,6 +144,69 @@ def test_tuning_overrides_from_context_reach_the_template() -> None:
     synth.template.has_resource_properties("AWS::SQS::Queue", {"VisibilityTimeout": 120})
 
 
+# -- SnapStart -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def snap_start_synth() -> Synthesized:
+    return synthesize({"orderpipe:snapStart": True}, nag=True)
+
+
+def test_without_snap_start_nothing_is_published_and_everything_targets_the_functions(
+    default_synth: Synthesized,
+) -> None:
+    default_synth.template.resource_count_is("AWS::Lambda::Alias", 0)
+    for name in HANDLERS:
+        assert "SnapStart" not in function(default_synth, name)[1]["Properties"]
+
+
+def test_snap_start_publishes_the_request_path_and_invokes_it_through_aliases(
+    snap_start_synth: Synthesized,
+) -> None:
+    template = snap_start_synth.template
+    # Ingest, reader and writer snapshot their published versions; the schema resource does not
+    for name in ("ingest", "reader", "writer"):
+        assert function(snap_start_synth, name)[1]["Properties"]["SnapStart"] == {
+            "ApplyOn": "PublishedVersions"
+        }
+    assert "SnapStart" not in function(snap_start_synth, "schema")[1]["Properties"]
+    aliases = resources(snap_start_synth, "AWS::Lambda::Alias")
+    assert sorted(a["Properties"]["Name"] for a in aliases.values()) == ["live"] * 3
+    by_function = {a["Properties"]["FunctionName"]["Ref"]: key for key, a in aliases.items()}
+    # The event source feeds the writer's alias (its ARN qualified by :live), not the unpublished $LATEST
+    [mapping] = resources(snap_start_synth, "AWS::Lambda::EventSourceMapping").values()
+    target = json.dumps(mapping["Properties"]["FunctionName"])
+    writer_alias = by_function[function(snap_start_synth, "writer")[0]]
+    assert writer_alias in target and ":live" in target
+    # The API invokes the ingest's and the reader's aliases (and may: the permissions name them)
+    integrations = [
+        json.dumps(m["Properties"]["Integration"]["Uri"])
+        for m in resources(snap_start_synth, "AWS::ApiGateway::Method").values()
+        if "Integration" in m["Properties"]
+    ]
+    for name in ("ingest", "reader"):
+        alias = by_function[function(snap_start_synth, name)[0]]
+        assert any(alias in uri for uri in integrations), f"no API method invokes the {name} alias"
+        template.has_resource_properties(
+            "AWS::Lambda::Permission",
+            {"FunctionName": {"Ref": alias}, "Principal": "apigateway.amazonaws.com"},
+        )
+
+
+def test_snap_start_must_be_a_boolean() -> None:
+    from stacks.config import ContextError, OrderPipeConfig
+
+    context = {"orderpipe:cassandraContactPoints": "10.0.1.5", "orderpipe:cassandraLocalDc": "dc1"}
+    context |= {"orderpipe:cassandraCidrs": "10.0.0.0/16", "orderpipe:snapStart": "sometimes"}
+    with pytest.raises(ContextError, match="orderpipe:snapStart: must be true or false"):
+        OrderPipeConfig.from_context(context.get)
+
+
+def test_the_low_latency_profile_feeds_the_writer_without_a_batching_window() -> None:
+    synth = synthesize({"orderpipe:tuningProfile": "low_latency"})
+    synth.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping", {"BatchSize": 10, "MaximumBatchingWindowInSeconds": 0}
+    )
+
+
 # -- queue --------------------------------------------------------------------------------------------
 def test_queue_visibility_retention_encryption_and_redrive(default_synth: Synthesized) -> None:
     queues = resources(default_synth, "AWS::SQS::Queue")

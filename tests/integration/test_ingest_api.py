@@ -16,6 +16,7 @@ from orderpipe_common.deadlines import Deadline
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.identity import SCOPE_WRITE, authorizer_context
 from orderpipe_common.model import MAX_BATCH_BODY_BYTES, MAX_ORDER_BODY_BYTES
+from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE
 from orderpipe_devenv.lambda_events import LocalLambdaContext, ProxyResponse, proxy_response, rest_proxy_event
 from orderpipe_devenv.processes import free_port
 from orderpipe_ingest import publisher
@@ -39,6 +40,7 @@ def post(
     headers: Mapping[str, str] | None = None,
     raw: str | bytes | None = None,
     producer: str | None = PRODUCER,
+    request_id: str | None = None,
 ) -> ProxyResponse:
     event = rest_proxy_event(
         "POST",
@@ -47,6 +49,7 @@ def post(
         body=raw if raw is not None else json.dumps(body),
         resource=path,
         authorizer=authorizer_context(producer, [SCOPE_WRITE]) if producer else None,
+        request_id=request_id,
     )
     return proxy_response(lambda_handler(event, LocalLambdaContext(function_name="orderpipe-ingest")))
 
@@ -145,6 +148,20 @@ def test_an_order_is_accepted_and_its_message_is_the_contract(ingest_env: Ingest
         == expected
     )
     assert order.accepted_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(("path", "count"), [("/orders", 1), ("/orders/batch", 12)])
+def test_every_message_carries_the_api_request_id(ingest_env: IngestEnv, path: str, count: int) -> None:
+    # Given a POST whose API Gateway request id is known
+    payloads = [order_payload(i) for i in range(count)]
+    body = payloads[0] if path == "/orders" else payloads
+    # When it is accepted
+    response = post(path, body, request_id="req-0f5e")
+    assert response.status == 202, response.body
+    # Then each message it enqueued names that request (what the writer logs with the order)
+    messages = ingest_env.messages()
+    assert len(messages) == count
+    assert {m["MessageAttributes"][REQUEST_ID_ATTRIBUTE]["StringValue"] for m in messages} == {"req-0f5e"}
 
 
 def test_content_type_with_charset_is_accepted(ingest_env: IngestEnv) -> None:

@@ -9,7 +9,8 @@ import pytest
 
 from orderpipe_common.deadlines import Deadline
 from orderpipe_common.model import Order
-from orderpipe_devenv.lambda_events import sqs_event_from_bodies
+from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE
+from orderpipe_devenv.lambda_events import sqs_event_from_bodies, sqs_record
 from orderpipe_testkit.sample_orders import make_orders, message_body
 from orderpipe_writer import handler
 from orderpipe_writer.store import Outcomes
@@ -90,3 +91,32 @@ def test_entire_batch_failing_is_reported_not_raised(fake_store, lambda_context)
 def test_empty_event_is_a_no_op(fake_store, lambda_context):
     assert handler.lambda_handler({"Records": []}, lambda_context) == {"batchItemFailures": []}
     assert fake_store.calls == []
+
+
+def test_stored_orders_are_logged_with_the_request_and_trace_that_posted_them(
+    fake_store, lambda_context, caplog
+):
+    # Given messages from two ingest requests (the id in a message attribute, the trace header as SQS
+    # keeps it), one of whose orders the store fails
+    orders = make_orders(4)
+    fake_store.fail_ids = {str(orders[3].order_id)}
+    traces = {"req-1": "1-6740c0de-0123456789abcdef01234567", "req-2": "1-6740c0df-89abcdef0123456789abcdef"}
+    posted_by = ["req-1", "req-1", "req-2", "req-2"]
+    event = {
+        "Records": [
+            sqs_record(
+                message_body(order),
+                attributes={"AWSTraceHeader": f"Root={traces[request]};Parent=53995c3f42cd8ad8;Sampled=1"},
+                message_attributes={REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request}},
+            )
+            for order, request in zip(orders, posted_by, strict=True)
+        ]
+    }
+    # When the writer handles the batch
+    handler.lambda_handler(event, lambda_context)
+    # Then one line names each stored order under its request and that request's trace; not the failed one
+    [line] = [record for record in caplog.records if record.getMessage() == "orders written"]
+    assert vars(line)["requests"] == {
+        "req-1": {"posted_trace_id": traces["req-1"], "order_ids": [str(o.order_id) for o in orders[:2]]},
+        "req-2": {"posted_trace_id": traces["req-2"], "order_ids": [str(orders[2].order_id)]},
+    }

@@ -67,6 +67,10 @@ class ElasticMqProcess(ServerProcess):
             java,
             f"-Xmx{self.heap_mb}m",
             "-XX:+UseSerialGC",  # one small heap, 2 cores shared with everything else
+            # C1 only: a local run is minutes long, and C2 compiling the server's hot paths cost more
+            # CPU than it saved within the first ~25,000 messages (docs/benchmarks.md: 16.3 s vs
+            # 22.0 s of ElasticMQ CPU for the same 24,000 messages, start-up 2.3 s vs 3.5 s).
+            "-XX:TieredStopAtLevel=1",
             f"-Dconfig.file={config}",
             "-cp",
             f"{lib}/*",

@@ -22,6 +22,8 @@ def _tuning_override(text: str) -> tuple[str, str]:
 
 
 def register(subparsers: Any) -> None:
+    from orderpipe_common.tuning import TUNING_PROFILES  # light: dataclasses only
+
     parser = subparsers.add_parser(
         "run",
         help="run the whole pipeline locally (API, queue, writer, reader, Cassandra)",
@@ -45,6 +47,12 @@ def register(subparsers: Any) -> None:
         "checked by the real authorizer (jwt), or SigV4 signatures (iam)",
     )
     parser.add_argument("--keyspace", default="orderpipe", help="Cassandra keyspace")
+    parser.add_argument(
+        "--tuning-profile",
+        choices=sorted(TUNING_PROFILES),
+        default="default",
+        help="pipeline tuning to start from (low_latency: no batching window, batches of 10)",
+    )
     parser.add_argument(
         "--tuning",
         metavar="NAME=VALUE",
@@ -109,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from orderpipe_common.tuning import DEFAULT_TUNING
+    from orderpipe_common.tuning import tuning_profile
     from orderpipe_devenv.aws.endpoints import local_aws
     from orderpipe_devenv.cassandra.source import CassandraUnavailableError, provide_cassandra
     from orderpipe_devenv.processes import free_port
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.quiet_requests:
         for name in ("orderpipe.gateway", "orderpipe.event_source"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    tuning = DEFAULT_TUNING.with_overrides(dict(args.tuning))
+    tuning = tuning_profile(args.tuning_profile).with_overrides(dict(args.tuning))
     with ExitStack() as stack:
         try:
             cassandra = stack.enter_context(

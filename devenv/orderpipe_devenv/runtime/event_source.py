@@ -87,6 +87,7 @@ class SqsEventSource:
             MaxNumberOfMessages=min(SQS_MAX_MESSAGES_PER_RECEIVE, count),
             WaitTimeSeconds=wait_seconds,
             AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         )
         return list(response.get("Messages", []))
 

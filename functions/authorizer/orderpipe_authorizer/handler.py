@@ -22,7 +22,7 @@ from orderpipe_authorizer.logic import Decision, authorize
 from orderpipe_authorizer.producers import RegistryUnavailableError, get_registry
 from orderpipe_authorizer.settings import get_settings
 from orderpipe_authorizer.tokens import InvalidTokenError, IssuerUnavailableError, get_verifier
-from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_common.observability import logger, metrics
 
 # The exact message API Gateway turns into a 401.
 UNAUTHORIZED = "Unauthorized"
@@ -79,7 +79,6 @@ def policy(decision: Decision, method_arn: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()

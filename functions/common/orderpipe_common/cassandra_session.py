@@ -36,7 +36,7 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 
 from orderpipe_common.deadlines import Deadline
 from orderpipe_common.observability import logger
-from orderpipe_common.per_process import on_reset
+from orderpipe_common.per_process import on_reset, on_snapshot
 from orderpipe_common.settings import CassandraSettings
 
 _lock = threading.Lock()
@@ -409,6 +409,18 @@ def reset_session() -> None:
         connecting.add_done_callback(
             lambda done: _shutdown_in_background(done.result()[0]) if done.exception() is None else None
         )
+
+
+@on_snapshot
+def close_session() -> None:
+    """Shut the session down and wait for it (before a SnapStart snapshot: `reset_session` shuts down
+    in the background, which the snapshot would freeze half done)."""
+    global _cluster, _session
+    with _lock:
+        cluster = _cluster
+        _cluster, _session = None, None
+    if cluster is not None:
+        cluster.shutdown()
 
 
 def run_with_reconnect[T](

@@ -23,14 +23,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import (
-    APIKey,
-    APIKeyIn,
-    OAuth2,
-    OAuthFlowClientCredentials,
-    OAuthFlows,
-    SecurityScheme,
-)
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orderpipe_common.errors import DomainError
@@ -232,31 +224,47 @@ def field_errors(error: ValidationError, *, prefix: tuple[str | int, ...] = ()) 
 # - jwt (default): an OAuth 2.0 access token from the client-credentials grant, with the route's
 #   scope; the usage-plan API key comes from the authorizer, the producer sends none;
 # - iam: a SigV4 signature (service execute-api) and the producer's usage-plan API key.
-SECURITY_SCHEMES: dict[str, SecurityScheme] = {
-    "oauth2": OAuth2(
-        description="OAuth 2.0 client credentials (mode jwt, the default). Token URL: the stack's "
-        "TokenUrl output (Cognito) or your issuer's; locally `orderpipe run` prints it.",
-        flows=OAuthFlows(
-            clientCredentials=OAuthFlowClientCredentials(
-                tokenUrl="/oauth2/token",
-                scopes={
-                    SCOPE_WRITE: "submit orders",
-                    SCOPE_READ: "read the producer's own orders",
-                    SCOPE_READ_ALL: "read every producer's orders",
-                },
-            )
+def security_schemes() -> dict[str, Any]:
+    """The OpenAPI security schemes (for the generator, which calls it; no function does).
+
+    A function, not a constant: Powertools' OpenAPI models they are made of cost a function
+    ~300 ms of cold init (docs/benchmarks.md, cold_init), and only the OpenAPI generator needs them.
+    """
+    from aws_lambda_powertools.event_handler.openapi.models import (
+        APIKey,
+        APIKeyIn,
+        OAuth2,
+        OAuthFlowClientCredentials,
+        OAuthFlows,
+    )
+
+    return {
+        "oauth2": OAuth2(
+            description="OAuth 2.0 client credentials (mode jwt, the default). Token URL: the stack's "
+            "TokenUrl output (Cognito) or your issuer's; locally `orderpipe run` prints it.",
+            flows=OAuthFlows(
+                clientCredentials=OAuthFlowClientCredentials(
+                    tokenUrl="/oauth2/token",
+                    scopes={
+                        SCOPE_WRITE: "submit orders",
+                        SCOPE_READ: "read the producer's own orders",
+                        SCOPE_READ_ALL: "read every producer's orders",
+                    },
+                )
+            ),
         ),
-    ),
-    "sigv4": APIKey(
-        name="Authorization",
-        in_=APIKeyIn.header,
-        description="AWS Signature Version 4 for service execute-api (mode iam).",
-        openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
-    ),
-    "apiKey": APIKey(
-        name="x-api-key", in_=APIKeyIn.header, description="The producer's usage-plan key (mode iam only)."
-    ),
-}
+        "sigv4": APIKey(
+            name="Authorization",
+            in_=APIKeyIn.header,
+            description="AWS Signature Version 4 for service execute-api (mode iam).",
+            openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
+        ),
+        "apiKey": APIKey(
+            name="x-api-key",
+            in_=APIKeyIn.header,
+            description="The producer's usage-plan key (mode iam only).",
+        ),
+    }
 
 
 def security_requirements(scope: str) -> list[dict[str, list[str]]]:

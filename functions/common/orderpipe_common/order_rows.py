@@ -6,6 +6,7 @@ object with attributes of the field names, so the pydantic models are bound as t
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +29,13 @@ INSERT_ORDER_CQL = (
 SELECT_ORDER_CQL = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE order_id = ?"
 
 
+_row_values = operator.attrgetter(*ORDER_COLUMNS)
+
+
 def order_to_row(order: Order) -> tuple[Any, ...]:
-    return tuple(getattr(order, column) for column in ORDER_COLUMNS)
+    # attrgetter: a fifth of a generator of getattr's CPU, per order written (docs/benchmarks.md)
+    row: tuple[Any, ...] = _row_values(order)
+    return row
 
 
 def _udt_as_dict(value: Any) -> dict[str, Any]:

@@ -118,3 +118,21 @@ def outage_budget_seconds(max_receive_count: int, visibility_timeout_seconds: in
 
 
 DEFAULT_TUNING = PipelineTuning()
+
+# Named starting points (the stack's `orderpipe:tuningProfile`, `orderpipe run --tuning-profile`);
+# `orderpipe:tuning` / `--tuning` overrides apply on top. docs/benchmarks.md measures the trade-off.
+TUNING_PROFILES: dict[str, PipelineTuning] = {
+    # Throughput and cost: batches of up to 100 gathered for up to 1 s (few, full writer invocations).
+    "default": DEFAULT_TUNING,
+    # Latency: no batching window (a batch goes to the writer as soon as messages arrive) and small
+    # batches (SQS allows no window only up to 10): POST -> readable in a fraction of a second, for
+    # about ten times the writer invocations per order at high rates.
+    "low_latency": replace(DEFAULT_TUNING, writer_batch_size=10, writer_batching_window_seconds=0),
+}
+
+
+def tuning_profile(name: str) -> PipelineTuning:
+    try:
+        return TUNING_PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown tuning profile {name!r}; known: {', '.join(TUNING_PROFILES)}") from None

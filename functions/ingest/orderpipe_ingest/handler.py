@@ -23,7 +23,6 @@ from pydantic import BaseModel
 
 from orderpipe_common.deadlines import Deadline
 from orderpipe_common.http import (
-    SECURITY_SCHEMES,
     ErrorAnswer,
     MalformedJsonError,
     PayloadTooLargeError,
@@ -33,6 +32,7 @@ from orderpipe_common.http import (
     json_request_body,
     register_error_handlers,
     security_requirements,
+    security_schemes,
 )
 from orderpipe_common.identity import SCOPE_WRITE, Caller, UnauthenticatedError, caller_from_event
 from orderpipe_common.model import (
@@ -41,7 +41,7 @@ from orderpipe_common.model import (
     MAX_ORDERS_PER_BATCH,
     OrderRequest,
 )
-from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_common.observability import logger, metrics
 from orderpipe_ingest import idempotency, publisher, settings
 from orderpipe_ingest.logic import BatchRejectedError, accept_batch, accept_order
 from orderpipe_ingest.publisher import QueueUnavailableError
@@ -77,7 +77,7 @@ register_error_handlers(
 
 # Models the routes' request bodies refer to (added to the OpenAPI components by the generator).
 OPENAPI_COMPONENT_MODELS: tuple[type[BaseModel], ...] = (OrderRequest,)
-OPENAPI_SECURITY_SCHEMES = SECURITY_SCHEMES
+OPENAPI_SECURITY_SCHEMES = security_schemes  # called by the OpenAPI generator only
 _IDEMPOTENCY_DOC = (
     f"Send an `{idempotency.IDEMPOTENCY_HEADER}` header ({idempotency.IDEMPOTENCY_KEY_RULE}) "
     "to make retries safe: the same key and body within the window get the same answer "
@@ -283,7 +283,6 @@ def post_orders_batch() -> Response[BatchAccepted]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -18,11 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from orderpipe_common.aws_calls import call_within, client_within
 from orderpipe_common.deadlines import Deadline
 from orderpipe_common.errors import DomainError
-from orderpipe_common.observability import logger
+from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE, logger, request_id
 from orderpipe_ingest.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
 
 # SendMessageBatch takes at most this many entries per call.
 SQS_BATCH_LIMIT = 10
@@ -80,26 +81,42 @@ class SqsPublisher:
             raise _unavailable(error) from error
 
     def send(self, body: str, *, group: str | None = None) -> None:
+        attributes = _correlation()
+        extra: dict[str, Any] = {"MessageAttributes": attributes} if attributes else {}
         self._call(
-            lambda sqs: sqs.send_message(QueueUrl=self._queue_url, MessageBody=body, **self._group(group))
+            lambda sqs: sqs.send_message(
+                QueueUrl=self._queue_url, MessageBody=body, **self._group(group), **extra
+            )
         )
 
     def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
         if len(entries) > SQS_BATCH_LIMIT:
             raise ValueError(f"at most {SQS_BATCH_LIMIT} entries per SendMessageBatch call")
-        response = self._call(
-            lambda sqs: sqs.send_message_batch(
-                QueueUrl=self._queue_url,
-                Entries=[
-                    {"Id": entry_id, "MessageBody": body, **self._group(group)}
-                    for entry_id, body in entries.items()
-                ],
-            )
-        )
+        attributes = _correlation()
+        batch: list[SendMessageBatchRequestEntryTypeDef] = []
+        for entry_id, body in entries.items():
+            entry: SendMessageBatchRequestEntryTypeDef = {
+                "Id": entry_id,
+                "MessageBody": body,
+                **self._group(group),
+            }
+            if attributes:
+                entry["MessageAttributes"] = attributes
+            batch.append(entry)
+        response = self._call(lambda sqs: sqs.send_message_batch(QueueUrl=self._queue_url, Entries=batch))
         return [
             FailedEntry(entry_id=failed["Id"], code=failed["Code"], sender_fault=failed["SenderFault"])
             for failed in response.get("Failed", [])
         ]
+
+
+def _correlation() -> dict[str, MessageAttributeValueTypeDef]:
+    """The request id as a message attribute, so the writer logs each order with the request that posted
+    it (the trace header needs no code: boto3 sends it and SQS keeps it as `AWSTraceHeader`)."""
+    current = request_id()
+    if current is None:
+        return {}
+    return {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": current}}
 
 
 def _unavailable(error: Exception) -> QueueUnavailableError:

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from orderpipe_common.cassandra_session import run_with_reconnect
-from orderpipe_common.observability import logger, metrics, tracer
+from orderpipe_common.observability import logger, metrics
 from orderpipe_common.settings import load
 from orderpipe_schema.migrations import MigrationReport, apply_migrations
 from orderpipe_schema.settings import SchemaSettings
@@ -27,7 +27,6 @@ def apply_schema(settings: SchemaSettings) -> MigrationReport:
 
 
 @logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event["RequestType"] == "Delete":

@@ -1,52 +1,77 @@
-"""A Powertools batch processor that parses records one by one and writes them all at once.
+"""SQS partial batch responses: parse the records one by one, write them all at once.
 
-Powertools' BatchProcessor calls the record handler once per record, sequentially; writing 100
-orders that way is 100 round trips in a row. This subclass keeps Powertools' semantics (the record
-handler, success/failure bookkeeping, `batchItemFailures` via `process_partial_response`) but splits
-the work: the record handler only parses (a malformed record fails alone), then one bulk handler
-writes every parsed record concurrently and reports an outcome per record. The bulk handler gets
-the invocation's context, to fit its work in the time left.
+With `ReportBatchItemFailures` on, Lambda's SQS event source retries exactly the records named in
+`batchItemFailures`. Each record is parsed on its own (a malformed one fails alone), then one bulk
+handler writes every parsed record concurrently and reports an outcome per record, in order. The
+bulk handler gets the invocation's context, to fit its work in the time left.
+
+Not Powertools' batch utility: the writer used only its bookkeeping, and importing it (asyncio and
+every event data class) was a third of the writer's cold init (docs/benchmarks.md, cold_init).
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from orderpipe_common.observability import logger
 
-BulkHandler = Callable[[Sequence[Any], LambdaContext | None], Sequence[BaseException | None]]
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+# An SQS record as Lambda delivers it (messageId, body, attributes, messageAttributes, ...).
+SqsRecord = Mapping[str, Any]
+BulkHandler = Callable[[Sequence[Any], "LambdaContext | None"], Sequence[BaseException | None]]
+RecordHandler = Callable[[SqsRecord], Any]
+WrittenHandler = Callable[[Sequence[tuple[SqsRecord, Any]]], None]
 
 
-class ParseThenBulkProcessor(BatchProcessor):
-    def __init__(self, *, bulk_handler: BulkHandler, event_type: EventType = EventType.SQS) -> None:
-        # A batch where every record failed is reported through batchItemFailures, like any other:
-        # the event source then retries exactly those records.
-        super().__init__(event_type=event_type, raise_on_entire_batch_failure=False)
+class ParseThenBulkProcessor:
+    def __init__(self, *, bulk_handler: BulkHandler, on_written: WrittenHandler | None = None) -> None:
         self._bulk_handler = bulk_handler
+        self._on_written = on_written  # called once per batch with every (record, value) written
 
-    def process(self) -> list[tuple]:
-        responses: list[tuple | None] = [None] * len(self.records)
-        parsed_positions: list[int] = []
+    def process(
+        self,
+        records: Sequence[SqsRecord],
+        record_handler: RecordHandler,
+        context: LambdaContext | None = None,
+    ) -> list[str]:
+        """The message ids of the records that were not processed (to be retried)."""
+        failed: list[str] = []
+        parsed_records: list[SqsRecord] = []
         parsed_values: list[Any] = []
-        records: list[Any] = [self._to_batch_type(record=r, event_type=self.event_type) for r in self.records]
-        for position, data in enumerate(records):
+        for record in records:
             try:
-                parsed_values.append(self.handler(record=data))
-                parsed_positions.append(position)
-            except Exception:
-                responses[position] = self.failure_handler(record=data, exception=sys.exc_info())
-
-        context = getattr(self, "lambda_context", None)  # set by Powertools when a context is given
-        outcomes = self._bulk_handler(parsed_values, context) if parsed_values else []
-        for position, value, outcome in zip(parsed_positions, parsed_values, outcomes, strict=True):
-            data = records[position]
-            if outcome is None:
-                responses[position] = self.success_handler(record=data, result=value)
-            else:
-                responses[position] = self.failure_handler(
-                    record=data, exception=(type(outcome), outcome, outcome.__traceback__)
+                parsed_values.append(record_handler(record))
+                parsed_records.append(record)
+            except Exception as error:
+                # The body is never logged (it is the customer's order); the id finds it in the DLQ.
+                logger.warning(
+                    "record not readable",
+                    extra={"message_id": record["messageId"], "error": f"{type(error).__name__}: {error}"},
                 )
-        return [response for response in responses if response is not None]
+                failed.append(record["messageId"])
+        outcomes = self._bulk_handler(parsed_values, context) if parsed_values else []
+        written = []
+        for record, value, outcome in zip(parsed_records, parsed_values, outcomes, strict=True):
+            if outcome is None:
+                written.append((record, value))
+            else:
+                failed.append(record["messageId"])
+        if self._on_written is not None and written:
+            self._on_written(written)
+        order = {record["messageId"]: position for position, record in enumerate(records)}
+        return sorted(failed, key=order.__getitem__)
+
+
+def process_partial_response(
+    *,
+    event: Mapping[str, Any],
+    record_handler: RecordHandler,
+    processor: ParseThenBulkProcessor,
+    context: LambdaContext | None = None,
+) -> dict[str, list[dict[str, str]]]:
+    """`{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}` for an SQS event."""
+    failed = processor.process(event.get("Records", []), record_handler, context)
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
