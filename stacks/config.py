@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from orderpipe_authorizer.settings import AuthorizerSettings
+from orderpipe_common.cassandra_backends import SELF_MANAGED_PORT
 from orderpipe_common.identity import PRODUCER_PATTERN
 from orderpipe_common.settings import PROTOCOL_VERSIONS, CassandraSettings, ConsistencyName, HostnameCheck
 from orderpipe_common.tuning import DEFAULT_TUNING, TUNING_PROFILES, PipelineTuning
@@ -28,7 +29,7 @@ from orderpipe_reader.settings import ReaderSettings
 PREFIX = "orderpipe:"
 
 # Defaults stated once: the functions' settings models own theirs; the stack's own are here.
-DEFAULT_CASSANDRA_PORT: int = CassandraSettings.default("cassandra_port")
+DEFAULT_CASSANDRA_PORT: int = SELF_MANAGED_PORT
 DEFAULT_REQUEST_TIMEOUT_SECONDS: float = CassandraSettings.default("cassandra_request_timeout_seconds")
 DEFAULT_IDEMPOTENCY_SECONDS: int = IngestSettings.default("idempotency_expires_after_seconds")
 DEFAULT_SCOPE_CLAIM: str = AuthorizerSettings.default("auth_scope_claim")
