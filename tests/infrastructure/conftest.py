@@ -95,6 +95,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "orderpipe:cassandraTlsCaSecretArn": CA_SECRET_ARN,
         "orderpipe:cassandraProtocolVersion": 4,
     },
+    "keyspaces_new_vpc_sigv4": KEYSPACES,
+    "keyspaces_existing_vpc_service_specific_secret_kms_without_endpoints": {
+        **KEYSPACES,
+        **EXISTING_VPC,
+        "orderpipe:cassandraPeeringConnectionId": None,
+        "orderpipe:createVpcEndpoints": False,
+        "orderpipe:keyspacesAuth": "service-specific",
+        "orderpipe:cassandraSecretArn": SECRET_ARN,
+        "orderpipe:cassandraSecretKmsKeyArn": KMS_KEY_ARN,
+    },
+    "astra_outside_the_vpc": ASTRA,
 }
 
 
