@@ -150,7 +150,7 @@ def test_keyspaces_waits_for_each_new_object_to_be_active_before_using_it() -> N
     session = FakeKeyspaces(polls_until_ready=2)
     clock = Clock()
     # when the migrations are applied,
-    report = apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(clock))  # type: ignore[arg-type]
+    report = apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(clock))
     # then all of them are applied and recorded (no statement met a table that was not ACTIVE yet),
     assert report.applied == tuple(m.version for m in load_migrations())
     assert [row.version for row in session.ledger] == list(report.applied)
@@ -168,8 +168,8 @@ def test_keyspaces_waits_for_each_new_object_to_be_active_before_using_it() -> N
 
 def test_keyspaces_run_again_applies_nothing_and_uses_only_active_tables() -> None:
     session = FakeKeyspaces(polls_until_ready=1)
-    apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(Clock()))  # type: ignore[arg-type]
-    again = apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(Clock()))  # type: ignore[arg-type]
+    apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(Clock()))
+    again = apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(Clock()))
     assert again.applied == ()
     assert again.already_applied == tuple(m.version for m in load_migrations())
 
@@ -182,7 +182,7 @@ def test_keyspaces_gives_up_within_its_budget_naming_the_object_and_its_status()
     with pytest.raises(
         SchemaNotReadyError, match=r"keyspace orderpipe ACTIVE within 10 s \(last seen: not listed yet\)"
     ):
-        apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(clock, timeout=10))  # type: ignore[arg-type]
+        apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(clock, timeout=10))
     assert clock.now <= 10
     session = FakeKeyspaces(polls_until_ready=8)
     session.keyspaces[KEYSPACE] = 0  # the keyspace is ready at once; the ledger table is not
@@ -190,7 +190,7 @@ def test_keyspaces_gives_up_within_its_budget_naming_the_object_and_its_status()
         SchemaNotReadyError,
         match=r"table orderpipe.schema_migrations ACTIVE within 5 s \(last seen: CREATING\)",
     ):
-        apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(Clock(), timeout=5))  # type: ignore[arg-type]
+        apply_migrations(session, keyspace=KEYSPACE, dialect=keyspaces_dialect(Clock(), timeout=5))
 
 
 def test_the_budget_covers_all_the_waits_of_one_run() -> None:
@@ -199,7 +199,7 @@ def test_the_budget_covers_all_the_waits_of_one_run() -> None:
     with pytest.raises(SchemaNotReadyError):
         apply_migrations(
             FakeKeyspaces(polls_until_ready=2), keyspace=KEYSPACE, dialect=keyspaces_dialect(clock, timeout=7)
-        )  # type: ignore[arg-type]
+        )
     assert clock.now <= 7
 
 
@@ -222,13 +222,13 @@ def test_astra_never_creates_the_keyspace_and_fails_clearly_when_it_is_missing()
     session = FakeAstra(keyspaces={"default_keyspace"})
     # when the schema is applied, then it fails before any DDL, saying how to create it.
     with pytest.raises(SchemaNotReadyError, match=r"create it in the Astra Portal .* -k orderpipe"):
-        apply_migrations(session, keyspace=KEYSPACE, dialect=Astra())  # type: ignore[arg-type]
+        apply_migrations(session, keyspace=KEYSPACE, dialect=Astra())
     assert not any(entry.startswith("CREATE") for entry in session.log)
 
 
 def test_astra_with_the_keyspace_present_goes_on_to_the_tables() -> None:
     session = FakeAstra(keyspaces={KEYSPACE})
-    Astra().ensure_keyspace(session, KEYSPACE)  # type: ignore[arg-type]
+    Astra().ensure_keyspace(session, KEYSPACE)
     assert session.log == ["SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s"]
 
 
@@ -239,7 +239,7 @@ def test_self_managed_creates_the_keyspace_with_its_replication() -> None:
         def execute(self, statement: str) -> None:
             statements.append(statement)
 
-    SelfManaged({"class": "NetworkTopologyStrategy", "dc1": 3}).ensure_keyspace(Recorder(), KEYSPACE)  # type: ignore[arg-type]
+    SelfManaged({"class": "NetworkTopologyStrategy", "dc1": 3}).ensure_keyspace(Recorder(), KEYSPACE)
     assert statements == [
         "CREATE KEYSPACE IF NOT EXISTS orderpipe WITH replication = {'class': 'NetworkTopologyStrategy', 'dc1': '3'}"
     ]
