@@ -541,12 +541,24 @@ class _Reader:
                 f"(cdk.json's example sets some): {' '.join(f'-c {PREFIX}{k}=' for k in given)}"
             )
 
-    def managed_cassandra(self, backend: str, tuning: PipelineTuning) -> CassandraConfig:
-        """Amazon Keyspaces or Astra: no hosts, networks or TLS to give; what each needs instead."""
-        self.unused_with_backend(SELF_MANAGED_KEYS)
+    def keyspace(self) -> str:
         keyspace = str(self.raw("cassandraKeyspace") or DEFAULT_KEYSPACE)
         if not _KEYSPACE.fullmatch(keyspace):
             self.fail("cassandraKeyspace", f"must match {_KEYSPACE.pattern}, got {keyspace!r}")
+        return keyspace
+
+    def request_timeout(self, tuning: PipelineTuning) -> float:
+        return self.number(
+            "cassandraRequestTimeoutSeconds",
+            DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            low=0.1,
+            high=float(tuning.writer_timeout_seconds - 1),
+        )
+
+    def managed_cassandra(self, backend: str, tuning: PipelineTuning) -> CassandraConfig:
+        """Amazon Keyspaces or Astra: no hosts, networks or TLS to give; what each needs instead."""
+        self.unused_with_backend(SELF_MANAGED_KEYS)
+        keyspace = self.keyspace()
         secret_arn = self.optional_string("cassandraSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN")
         kms_key = self.optional_string("cassandraSecretKmsKeyArn", _KMS_KEY_ARN, "a KMS key ARN (key/...)")
         keyspaces_auth = str(self.raw("keyspacesAuth") or "sigv4").replace("-", "_")
@@ -612,12 +624,7 @@ class _Reader:
             secret_arn=secret_arn,
             secret_kms_key_arn=kms_key,
             protocol_version=protocol or None,
-            request_timeout_seconds=self.number(
-                "cassandraRequestTimeoutSeconds",
-                DEFAULT_REQUEST_TIMEOUT_SECONDS,
-                low=0.1,
-                high=float(tuning.writer_timeout_seconds - 1),
-            ),
+            request_timeout_seconds=self.request_timeout(tuning),
             keyspaces_auth=keyspaces_auth if keyspaces_auth in KEYSPACES_AUTH else "sigv4",
             astra_bundle_secret_arn=bundle,
         )
@@ -659,9 +666,7 @@ class _Reader:
                     "cassandraContactPoints",
                     f"{host} is in none of orderpipe:cassandraCidrs, so the security group would block it",
                 )
-        keyspace = str(self.raw("cassandraKeyspace") or DEFAULT_KEYSPACE)
-        if not _KEYSPACE.fullmatch(keyspace):
-            self.fail("cassandraKeyspace", f"must match {_KEYSPACE.pattern}, got {keyspace!r}")
+        keyspace = self.keyspace()
         replication = self.obj("cassandraReplication") or {
             "class": "NetworkTopologyStrategy",
             local_dc.strip(): 3,
@@ -689,12 +694,7 @@ class _Reader:
             secret_kms_key_arn=kms_key,
             tls=tls,
             protocol_version=protocol or None,
-            request_timeout_seconds=self.number(
-                "cassandraRequestTimeoutSeconds",
-                DEFAULT_REQUEST_TIMEOUT_SECONDS,
-                low=0.1,
-                high=float(tuning.writer_timeout_seconds - 1),
-            ),
+            request_timeout_seconds=self.request_timeout(tuning),
         )
 
     def tls(self, contact_points: tuple[str, ...]) -> TlsConfig | None:

@@ -142,22 +142,11 @@ class Network(Construct):
                 subnets=[self.subnets],
             )
             if cassandra.secret_arns:
-                endpoint_sg = ec2.SecurityGroup(
-                    self,
-                    "EndpointSecurityGroup",
-                    vpc=self.vpc,
-                    description="orderpipe interface endpoints: HTTPS from the VPC functions only",
-                    allow_all_outbound=False,
-                )
-                self.secrets_endpoint = ec2.InterfaceVpcEndpoint(
-                    self,
+                self.secrets_endpoint = self._interface_endpoint(
                     "SecretsManagerEndpoint",
-                    vpc=self.vpc,
+                    "EndpointSecurityGroup",
                     service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-                    subnets=self.subnets,
-                    private_dns_enabled=True,
-                    security_groups=[endpoint_sg],
-                    open=False,
+                    description="orderpipe interface endpoints: HTTPS from the VPC functions only",
                 )
         if cassandra.secret_arns:
             # Fetching the credentials: HTTPS to the Secrets Manager endpoint (or, in an existing VPC
@@ -191,28 +180,36 @@ class Network(Construct):
                 "Amazon Keyspaces through the VPC's interface endpoint",
             )
             return
-        endpoint_sg = ec2.SecurityGroup(
-            self,
-            "KeyspacesEndpointSecurityGroup",
-            vpc=self.vpc,
-            description="orderpipe Amazon Keyspaces endpoint: port 9142 from the VPC functions only",
-            allow_all_outbound=False,
-        )
-        self.keyspaces_endpoint = ec2.InterfaceVpcEndpoint(
-            self,
+        self.keyspaces_endpoint = self._interface_endpoint(
             "KeyspacesEndpoint",
-            vpc=self.vpc,
+            "KeyspacesEndpointSecurityGroup",
             service=ec2.InterfaceVpcEndpointAwsService.KEYSPACES,  # com.amazonaws.<region>.cassandra, port 9142
-            subnets=self.subnets,
-            private_dns_enabled=True,
-            security_groups=[endpoint_sg],
-            open=False,
+            description="orderpipe Amazon Keyspaces endpoint: port 9142 from the VPC functions only",
         )
         self.keyspaces_endpoint.connections.allow_default_port_from(
             self.cassandra_clients, "Amazon Keyspaces (TLS, 9142) from the orderpipe VPC functions"
         )
         self.schema_dependencies.append(self.keyspaces_endpoint)
-        self.schema_dependencies.append(endpoint_sg)
+        self.schema_dependencies.extend(self.keyspaces_endpoint.connections.security_groups)
+
+    def _interface_endpoint(
+        self, endpoint_id: str, group_id: str, *, service: ec2.IInterfaceVpcEndpointService, description: str
+    ) -> ec2.InterfaceVpcEndpoint:
+        """An interface endpoint with private DNS in the function subnets, behind a group of its own
+        that admits nothing until a rule names the functions' group."""
+        group = ec2.SecurityGroup(
+            self, group_id, vpc=self.vpc, description=description, allow_all_outbound=False
+        )
+        return ec2.InterfaceVpcEndpoint(
+            self,
+            endpoint_id,
+            vpc=self.vpc,
+            service=service,
+            subnets=self.subnets,
+            private_dns_enabled=True,
+            security_groups=[group],
+            open=False,
+        )
 
     def _cassandra_routes(
         self,

@@ -46,6 +46,19 @@ _ALTER_TABLE = re.compile(r"^\s*ALTER\s+TABLE\s+(?:\w+\.)?(?P<name>\w+)", re.I)
 _CREATE_TYPE = re.compile(r"^\s*CREATE\s+TYPE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\w+\.)?(?P<name>\w+)", re.I)
 
 
+_TABLE_STATUS = "SELECT status FROM system_schema_mcs.tables WHERE keyspace_name = %s AND table_name = %s"
+# Which statements Keyspaces applies asynchronously, and where to see when the object is ready.
+_KEYSPACES_WAITS = (
+    (_CREATE_TABLE, "table", _TABLE_STATUS),
+    (_ALTER_TABLE, "table", _TABLE_STATUS),
+    (
+        _CREATE_TYPE,
+        "type",
+        "SELECT * FROM system_schema_mcs.types WHERE keyspace_name = %s AND type_name = %s",
+    ),
+)
+
+
 def replication_cql(replication: Mapping[str, str | int]) -> str:
     pairs = ", ".join(f"'{key}': '{value}'" for key, value in replication.items())
     return "{" + pairs + "}"
@@ -93,25 +106,12 @@ class Keyspaces:
         )
 
     def wait_until_usable(self, session: Session, keyspace: str, statement: str) -> None:
-        table = _CREATE_TABLE.match(statement) or _ALTER_TABLE.match(statement)
-        if table:
-            name = table["name"].lower()
-            self._wait(
-                session,
-                f"table {keyspace}.{name}",
-                "SELECT status FROM system_schema_mcs.tables WHERE keyspace_name = %s AND table_name = %s",
-                (keyspace, name),
-            )
-            return
-        created_type = _CREATE_TYPE.match(statement)
-        if created_type:
-            name = created_type["name"].lower()
-            self._wait(
-                session,
-                f"type {keyspace}.{name}",
-                "SELECT * FROM system_schema_mcs.types WHERE keyspace_name = %s AND type_name = %s",
-                (keyspace, name),
-            )
+        for pattern, kind, query in _KEYSPACES_WAITS:
+            created = pattern.match(statement)
+            if created:
+                name = created["name"].lower()
+                self._wait(session, f"{kind} {keyspace}.{name}", query, (keyspace, name))
+                return
 
     def _wait(self, session: Session, what: str, query: str, parameters: tuple[str, ...]) -> None:
         """Poll until the row exists and, where it has one, its status is ACTIVE."""
