@@ -19,6 +19,15 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from orderpipe_authorizer.settings import AuthorizerSettings
+from orderpipe_common.cassandra_backends import (
+    BACKENDS,
+    KEYSPACES_AUTH,
+    KEYSPACES_PORT,
+    KEYSPACES_PROTOCOL_VERSIONS,
+    KEYSPACES_REPLICATION,
+    SELF_MANAGED_PORT,
+    consistency_problems,
+)
 from orderpipe_common.identity import PRODUCER_PATTERN
 from orderpipe_common.settings import PROTOCOL_VERSIONS, CassandraSettings, ConsistencyName, HostnameCheck
 from orderpipe_common.tuning import DEFAULT_TUNING, TUNING_PROFILES, PipelineTuning
@@ -28,7 +37,7 @@ from orderpipe_reader.settings import ReaderSettings
 PREFIX = "orderpipe:"
 
 # Defaults stated once: the functions' settings models own theirs; the stack's own are here.
-DEFAULT_CASSANDRA_PORT: int = CassandraSettings.default("cassandra_port")
+DEFAULT_CASSANDRA_PORT: int = SELF_MANAGED_PORT
 DEFAULT_REQUEST_TIMEOUT_SECONDS: float = CassandraSettings.default("cassandra_request_timeout_seconds")
 DEFAULT_IDEMPOTENCY_SECONDS: int = IngestSettings.default("idempotency_expires_after_seconds")
 DEFAULT_SCOPE_CLAIM: str = AuthorizerSettings.default("auth_scope_claim")
@@ -44,13 +53,16 @@ DEFAULT_MAX_AZS = 2
 
 # Every key the app understands, with a one-line description (also used in error messages).
 CONTEXT_KEYS: dict[str, str] = {
+    "cassandraBackend": "Which Cassandra: self-managed (your cluster, reached through the VPC; default), keyspaces (Amazon Keyspaces through an interface VPC endpoint) or astra (DataStax Astra DB, functions outside the VPC).",
+    "keyspacesAuth": "keyspaces: sigv4 (the functions' roles sign; default) or service-specific (an IAM user's service-specific credentials, JSON {username, password} in cassandraSecretArn).",
+    "astraBundleSecretArn": "astra: Secrets Manager secret whose SecretBinary is the database's secure connect bundle (the zip). Required with astra.",
     "cassandraContactPoints": "Cassandra hosts the VPC functions connect to (list, or comma-separated string). Required.",
     "cassandraLocalDc": "Cassandra data center the driver treats as local. Required.",
     "cassandraCidrs": "CIDR blocks of the Cassandra nodes; the only destinations the VPC functions may reach on the Cassandra port. Required.",
     "cassandraPort": f"Cassandra native protocol port (default {DEFAULT_CASSANDRA_PORT}).",
     "cassandraKeyspace": f"Keyspace holding the orders table (default '{DEFAULT_KEYSPACE}').",
     "cassandraReplication": "Keyspace replication as a JSON object (default NetworkTopologyStrategy, 3 in the local DC).",
-    "cassandraSecretArn": "Secrets Manager secret with JSON {username, password}; the functions get read access (optional).",
+    "cassandraSecretArn": "Secrets Manager secret with the credentials: JSON {username, password} (self-managed; keyspaces with service-specific credentials) or the Astra application token (AstraCS:..., required with astra); the functions get read access.",
     "cassandraSecretKmsKeyArn": "Customer-managed KMS key that encrypts the Cassandra secret(s); the functions get kms:Decrypt through Secrets Manager only (optional).",
     "cassandraTls": "Connect to Cassandra over TLS (true/false, default false).",
     "cassandraTlsCaFile": "PEM file (path from the repository root) with the CA certificate(s) the nodes' certificates chain to; shipped in the function bundles.",
@@ -95,6 +107,35 @@ CONTEXT_KEYS: dict[str, str] = {
     "tuning": 'Overrides of orderpipe_common.tuning.PipelineTuning as a JSON object, e.g. {"writer_max_concurrency": 10}.',
 }
 
+# Keys that describe a self-managed cluster, its network path, or the VPC (refused where unused).
+SELF_MANAGED_KEYS = (
+    "cassandraContactPoints",
+    "cassandraLocalDc",
+    "cassandraCidrs",
+    "cassandraPort",
+    "cassandraTls",
+    "cassandraTlsCaFile",
+    "cassandraTlsCaSecretArn",
+    "cassandraTlsHostnameCheck",
+    "cassandraTlsServerName",
+)
+NETWORK_PATH_KEYS = (
+    "cassandraPeerVpcId",
+    "cassandraPeerRouteTableIds",
+    "cassandraPeeringConnectionId",
+    "cassandraTransitGatewayId",
+    "cassandraRoutesExist",
+)
+VPC_KEYS = (
+    "vpcId",
+    "vpcCidr",
+    "vpcSubnetIds",
+    "vpcAvailabilityZones",
+    "vpcRouteTableIds",
+    "createVpcEndpoints",
+    "newVpcCidr",
+    "maxAzs",
+)
 _CONSISTENCY_LEVELS = set(ConsistencyName.__args__)  # type: ignore[attr-defined]
 _KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
@@ -177,9 +218,11 @@ class TlsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class CassandraConfig:
-    contact_points: tuple[str, ...]
-    local_dc: str
-    cidrs: tuple[str, ...]
+    backend: str = "self-managed"
+    # Self-managed only (empty for the managed backends).
+    contact_points: tuple[str, ...] = ()
+    local_dc: str = ""
+    cidrs: tuple[str, ...] = ()
     port: int = DEFAULT_CASSANDRA_PORT
     keyspace: str = DEFAULT_KEYSPACE
     replication: Mapping[str, str | int] = field(default_factory=dict)
@@ -188,12 +231,19 @@ class CassandraConfig:
     tls: TlsConfig | None = None
     protocol_version: int | None = None
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    keyspaces_auth: str = "sigv4"  # "sigv4" | "service_specific"
+    astra_bundle_secret_arn: str | None = None
 
     @property
     def secret_arns(self) -> tuple[str, ...]:
-        """Every secret the VPC functions read: the credentials and the CA, when configured."""
-        arns = (self.secret_arn, self.tls.ca_secret_arn if self.tls else None)
+        """Every secret the Cassandra functions read: the credentials, the CA, the Astra bundle."""
+        arns = (self.secret_arn, self.tls.ca_secret_arn if self.tls else None, self.astra_bundle_secret_arn)
         return tuple(arn for arn in arns if arn)
+
+    @property
+    def in_vpc(self) -> bool:
+        """Whether the Cassandra functions run in the VPC (Astra is reached over the internet)."""
+        return self.backend != "astra"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -355,7 +405,7 @@ class _Reader:
     def build(self) -> OrderPipeConfig | None:
         tuning = self.tuning()
         cassandra = self.cassandra(tuning)
-        existing_vpc = self.existing_vpc()
+        existing_vpc = self.existing_vpc() if self.backend() != "astra" else None
         new_vpc_cidr = self.raw("newVpcCidr") or DEFAULT_NEW_VPC_CIDR
         try:
             network = ipaddress.ip_network(str(new_vpc_cidr), strict=True)
@@ -378,9 +428,15 @@ class _Reader:
             "idempotencyExpiresAfterSeconds", DEFAULT_IDEMPOTENCY_SECONDS, low=60, high=7 * 24 * 3600
         )
         auth = self.auth()
-        network_path = self.network_path(
-            cassandra.cidrs if cassandra else (), existing_vpc, str(new_vpc_cidr)
-        )
+        network_path: NetworkPath | None = NetworkPath()
+        if self.backend() == "self-managed":
+            network_path = self.network_path(
+                cassandra.cidrs if cassandra else (), existing_vpc, str(new_vpc_cidr)
+            )
+        else:
+            self.unused_with_backend(NETWORK_PATH_KEYS)
+        if self.backend() == "astra":
+            self.unused_with_backend(VPC_KEYS)
         api_role = str(self.raw("apiGatewayCloudWatchRole") or "existing")
         if api_role not in get_args(ApiCloudWatchRole):
             self.fail("apiGatewayCloudWatchRole", f"must be existing or create, got {api_role!r}")
@@ -456,9 +512,128 @@ class _Reader:
         for name in ("write_consistency", "read_consistency"):
             if getattr(tuning, name) not in _CONSISTENCY_LEVELS:
                 self.fail("tuning", f"{name} must be one of {sorted(_CONSISTENCY_LEVELS)}")
+        backend = self.backend()
+        for problem in consistency_problems(
+            backend, write=tuning.write_consistency, read=tuning.read_consistency
+        ):
+            self.fail(
+                "tuning",
+                f"{problem} (write_consistency / read_consistency with orderpipe:cassandraBackend={backend})",
+            )
         return tuning
 
+    def backend(self) -> str:
+        value = str(self.raw("cassandraBackend") or "self-managed")
+        if value not in BACKENDS:
+            if not any(p.startswith(f"{PREFIX}cassandraBackend:") for p in self.problems):
+                self.fail("cassandraBackend", f"must be one of {', '.join(BACKENDS)}, got {value!r}")
+            return "self-managed"
+        return value
+
+    def unused_with_backend(self, keys: tuple[str, ...]) -> None:
+        """One problem listing the keys this backend does not use, with the flags that unset them."""
+        backend = self.backend()
+        given = [key for key in keys if self.raw(key) is not None]
+        if given:
+            self.problems.append(
+                f"{', '.join(PREFIX + k for k in given)} {'is' if len(given) == 1 else 'are'} not used with "
+                f"{PREFIX}cassandraBackend={backend}; unset {'it' if len(given) == 1 else 'them'} "
+                f"(cdk.json's example sets some): {' '.join(f'-c {PREFIX}{k}=' for k in given)}"
+            )
+
+    def keyspace(self) -> str:
+        keyspace = str(self.raw("cassandraKeyspace") or DEFAULT_KEYSPACE)
+        if not _KEYSPACE.fullmatch(keyspace):
+            self.fail("cassandraKeyspace", f"must match {_KEYSPACE.pattern}, got {keyspace!r}")
+        return keyspace
+
+    def request_timeout(self, tuning: PipelineTuning) -> float:
+        return self.number(
+            "cassandraRequestTimeoutSeconds",
+            DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            low=0.1,
+            high=float(tuning.writer_timeout_seconds - 1),
+        )
+
+    def managed_cassandra(self, backend: str, tuning: PipelineTuning) -> CassandraConfig:
+        """Amazon Keyspaces or Astra: no hosts, networks or TLS to give; what each needs instead."""
+        self.unused_with_backend(SELF_MANAGED_KEYS)
+        keyspace = self.keyspace()
+        secret_arn = self.optional_string("cassandraSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN")
+        kms_key = self.optional_string("cassandraSecretKmsKeyArn", _KMS_KEY_ARN, "a KMS key ARN (key/...)")
+        keyspaces_auth = str(self.raw("keyspacesAuth") or "sigv4").replace("-", "_")
+        bundle = self.optional_string("astraBundleSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN")
+        replication: Mapping[str, str | int] = {}
+        protocol = None
+        if backend == "keyspaces":
+            if keyspaces_auth not in KEYSPACES_AUTH:
+                self.fail(
+                    "keyspacesAuth", f"must be sigv4 or service-specific, got {self.raw('keyspacesAuth')!r}"
+                )
+            if keyspaces_auth == "sigv4" and self.raw("cassandraSecretArn") is not None:
+                self.fail(
+                    "cassandraSecretArn", "is not used with keyspacesAuth=sigv4 (the functions' roles sign)"
+                )
+            if (
+                keyspaces_auth == "service_specific"
+                and secret_arn is None
+                and self.raw("cassandraSecretArn") is None
+            ):
+                self.fail(
+                    "cassandraSecretArn",
+                    "is not set: keyspacesAuth=service-specific reads the credentials from it",
+                )
+            if self.raw("astraBundleSecretArn") is not None:
+                self.fail("astraBundleSecretArn", "is only used with orderpipe:cassandraBackend=astra")
+            replication = self.obj("cassandraReplication") or dict(KEYSPACES_REPLICATION)
+            if dict(replication) != KEYSPACES_REPLICATION:
+                self.fail(
+                    "cassandraReplication",
+                    f"must be {json.dumps(KEYSPACES_REPLICATION)} with keyspaces (or unset it: -c {PREFIX}cassandraReplication=); "
+                    "multi-Region keyspaces are not supported by this stack",
+                )
+            if self.raw("cassandraProtocolVersion") is not None:
+                protocol = self.integer(
+                    "cassandraProtocolVersion",
+                    0,
+                    low=min(KEYSPACES_PROTOCOL_VERSIONS),
+                    high=max(KEYSPACES_PROTOCOL_VERSIONS),
+                )
+        else:
+            self.unused_with_backend(("keyspacesAuth", "cassandraReplication"))
+            if self.raw("cassandraProtocolVersion") is not None:
+                protocol = self.integer(
+                    "cassandraProtocolVersion", 0, low=min(PROTOCOL_VERSIONS), high=max(PROTOCOL_VERSIONS)
+                )
+            if bundle is None and self.raw("astraBundleSecretArn") is None:
+                self.fail(
+                    "astraBundleSecretArn", "is not set: the functions read the secure connect bundle from it"
+                )
+            if secret_arn is None and self.raw("cassandraSecretArn") is None:
+                self.fail(
+                    "cassandraSecretArn",
+                    "is not set: with astra it holds the application token (AstraCS:...)",
+                )
+        if kms_key and not (secret_arn or bundle):
+            self.fail("cassandraSecretKmsKeyArn", "is set but no secret is (orderpipe:cassandraSecretArn)")
+        return CassandraConfig(
+            backend=backend,
+            port=KEYSPACES_PORT if backend == "keyspaces" else DEFAULT_CASSANDRA_PORT,
+            keyspace=keyspace,
+            replication=replication,
+            secret_arn=secret_arn,
+            secret_kms_key_arn=kms_key,
+            protocol_version=protocol or None,
+            request_timeout_seconds=self.request_timeout(tuning),
+            keyspaces_auth=keyspaces_auth if keyspaces_auth in KEYSPACES_AUTH else "sigv4",
+            astra_bundle_secret_arn=bundle,
+        )
+
     def cassandra(self, tuning: PipelineTuning) -> CassandraConfig | None:
+        backend = self.backend()
+        if backend != "self-managed":
+            return self.managed_cassandra(backend, tuning)
+        self.unused_with_backend(("keyspacesAuth", "astraBundleSecretArn"))
         contact_points = self.strings("cassandraContactPoints", required=True)
         for host in contact_points:
             if not _HOST.fullmatch(host):
@@ -491,9 +666,7 @@ class _Reader:
                     "cassandraContactPoints",
                     f"{host} is in none of orderpipe:cassandraCidrs, so the security group would block it",
                 )
-        keyspace = str(self.raw("cassandraKeyspace") or DEFAULT_KEYSPACE)
-        if not _KEYSPACE.fullmatch(keyspace):
-            self.fail("cassandraKeyspace", f"must match {_KEYSPACE.pattern}, got {keyspace!r}")
+        keyspace = self.keyspace()
         replication = self.obj("cassandraReplication") or {
             "class": "NetworkTopologyStrategy",
             local_dc.strip(): 3,
@@ -521,12 +694,7 @@ class _Reader:
             secret_kms_key_arn=kms_key,
             tls=tls,
             protocol_version=protocol or None,
-            request_timeout_seconds=self.number(
-                "cassandraRequestTimeoutSeconds",
-                DEFAULT_REQUEST_TIMEOUT_SECONDS,
-                low=0.1,
-                high=float(tuning.writer_timeout_seconds - 1),
-            ),
+            request_timeout_seconds=self.request_timeout(tuning),
         )
 
     def tls(self, contact_points: tuple[str, ...]) -> TlsConfig | None:

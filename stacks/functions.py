@@ -25,9 +25,11 @@ from constructs import Construct
 
 from orderpipe_authorizer.settings import AuthorizerSettings
 from orderpipe_common import catalog
+from orderpipe_common.cassandra_backends import keyspaces_endpoint
 from orderpipe_common.settings import PowertoolsSettings
 from orderpipe_ingest.settings import IngestSettings
 from orderpipe_reader.settings import ReaderSettings
+from orderpipe_schema.migrations import created_tables
 from orderpipe_schema.settings import SchemaSettings
 from orderpipe_writer.settings import WriterSettings
 from stacks.bundling import function_code
@@ -62,6 +64,8 @@ CA_BUNDLE_NAME = "cassandra-ca.pem"
 CA_PATH_IN_LAMBDA = f"/var/task/{CA_BUNDLE_NAME}"
 # The functions SnapStart applies to when orderpipe:snapStart is on.
 SNAP_START_FUNCTIONS = ("ingest", "reader", "writer")
+# How cdk-nag names the Keyspaces system-keyspace ARN (tokens as <AWS::...>) in its IAM5 finding.
+KEYSPACES_SYSTEM_ARN_NAG = "arn:<AWS::Partition>:cassandra:<AWS::Region>:<AWS::AccountId>:/keyspace/system*"
 
 
 class Functions(Construct):
@@ -71,7 +75,7 @@ class Functions(Construct):
         construct_id: str,
         *,
         config: OrderPipeConfig,
-        network: Network,
+        network: Network | None,
         queue: OrderQueue,
         tables: Tables,
         identity: ProducerIdentity,
@@ -97,28 +101,7 @@ class Functions(Construct):
             self.ingest, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
 
-        tls = cassandra.tls
-        if tls is not None and tls.ca_file is not None:
-            self._ca_files = {CA_BUNDLE_NAME: tls.ca_file}
-        # CassandraSettings' fields, shared by the writer, reader and schema functions (None leaves a
-        # variable out, so its default applies).
-        cassandra_values: dict[str, Any] = {
-            "cassandra_contact_points": list(cassandra.contact_points),
-            "cassandra_port": cassandra.port,
-            "cassandra_local_dc": cassandra.local_dc,
-            "cassandra_keyspace": cassandra.keyspace,
-            "cassandra_write_consistency": tuning.write_consistency,
-            "cassandra_read_consistency": tuning.read_consistency,
-            "cassandra_request_timeout_seconds": cassandra.request_timeout_seconds,
-            "cassandra_protocol_version": cassandra.protocol_version,
-            # Only ARNs are in the environment; the functions read the secrets at cold start.
-            "cassandra_secret_arn": cassandra.secret_arn,
-            "cassandra_tls": tls is not None,
-            "cassandra_tls_hostname_check": tls.hostname_check if tls else None,
-            "cassandra_tls_server_name": tls.server_name if tls else None,
-            "cassandra_tls_ca_file": CA_PATH_IN_LAMBDA if self._ca_files else None,
-            "cassandra_tls_ca_secret_arn": tls.ca_secret_arn if tls else None,
-        }
+        cassandra_values = self._cassandra_values()
         self.secrets: list[secretsmanager.ISecret] = [
             secretsmanager.Secret.from_secret_complete_arn(self, f"CassandraSecret{index}", arn)
             for index, arn in enumerate(cassandra.secret_arns)
@@ -154,7 +137,7 @@ class Functions(Construct):
                 read_all_principals=list(config.auth.read_all_principals) or None,
             ),
             network=network,
-            extra_security_groups=[network.dynamodb_clients],
+            extra_security_groups=[network.dynamodb_clients] if network is not None else None,
         )
         tables.cache.grant(self.reader, "dynamodb:GetItem", "dynamodb:PutItem")
         self.ingest_entry = self._entry_point(self.ingest)
@@ -165,7 +148,12 @@ class Functions(Construct):
             spec=SCHEMA,
             environment=SchemaSettings.environment(
                 **cassandra_values,
-                cassandra_replication=cdk.Stack.of(self).to_json_string(dict(cassandra.replication)),
+                # Self-managed only: Keyspaces takes its one strategy by default, Astra none.
+                cassandra_replication=(
+                    cdk.Stack.of(self).to_json_string(dict(cassandra.replication))
+                    if cassandra.backend == "self-managed"
+                    else None
+                ),
             ),
             network=network,
         )
@@ -189,6 +177,8 @@ class Functions(Construct):
             )
             identity.producers.grant(self.authorizer, "dynamodb:GetItem")
 
+        if self._keyspaces_by_role:
+            self._grant_keyspaces()
         for function in (self.writer, self.reader, self.schema):
             for secret in self.secrets:
                 secret.grant_read(function)
@@ -291,11 +281,111 @@ class Functions(Construct):
                 "AWS-maintained policy for the function's VPC network interfaces; the EC2 ENI actions it "
                 "lists support no resource-level permissions.",
             )
+        keyspaces = self._keyspaces_by_role and network is not None
         acknowledge(
             function,
             "AwsSolutions-IAM5[Resource::*]",
             "Lambda's active tracing (the platform records each invocation; no tracing SDK is bundled) "
             "needs xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level "
-            "permissions. Every other statement is scoped by a grant to one resource.",
+            "permissions."
+            + (
+                " With Amazon Keyspaces also ec2:DescribeNetworkInterfaces and ec2:DescribeVpcEndpoints "
+                "(read-only, no resource-level permissions): Keyspaces calls them with the connecting role "
+                "to list one system.peers entry per AZ of the interface endpoint, so the driver spreads "
+                "connections over the endpoint's AZs instead of one."
+                if keyspaces
+                else ""
+            )
+            + " Every other statement is scoped by a grant to named resources.",
         )
+        if keyspaces:
+            acknowledge(
+                function,
+                f"AwsSolutions-IAM5[Resource::{KEYSPACES_SYSTEM_ARN_NAG}]",
+                "cassandra:Select on Amazon Keyspaces' system keyspaces (system, system_schema, "
+                "system_schema_mcs...), which the driver reads on connect (peers, schema metadata) and "
+                "the schema function polls; they hold metadata only, no orders.",
+            )
         return function
+
+    @property
+    def _keyspaces_by_role(self) -> bool:
+        """Amazon Keyspaces authorizes the functions' roles (SigV4). With service-specific credentials
+        it authorizes the IAM user they belong to instead: that user holds the permissions (docs/deploy.md)."""
+        cassandra = self._config.cassandra
+        return cassandra.backend == "keyspaces" and cassandra.keyspaces_auth == "sigv4"
+
+    def _cassandra_values(self) -> dict[str, Any]:
+        """CassandraSettings' fields for the writer, reader and schema functions, per backend (None
+        leaves a variable out, so its default applies)."""
+        config = self._config
+        cassandra = config.cassandra
+        values: dict[str, Any] = {
+            "cassandra_backend": cassandra.backend,
+            "cassandra_keyspace": cassandra.keyspace,
+            "cassandra_write_consistency": config.tuning.write_consistency,
+            "cassandra_read_consistency": config.tuning.read_consistency,
+            "cassandra_request_timeout_seconds": cassandra.request_timeout_seconds,
+            "cassandra_protocol_version": cassandra.protocol_version,
+            # Only ARNs are in the environment; the functions read the secrets at cold start.
+            "cassandra_secret_arn": cassandra.secret_arn,
+        }
+        if cassandra.backend == "keyspaces":
+            stack = cdk.Stack.of(self)
+            # Through the interface endpoint's private DNS; TLS checks this name on every connection.
+            values["cassandra_contact_points"] = [keyspaces_endpoint(stack.region, stack.url_suffix)]
+            values["cassandra_keyspaces_auth"] = cassandra.keyspaces_auth
+            return values
+        if cassandra.backend == "astra":
+            values["cassandra_astra_bundle_secret_arn"] = cassandra.astra_bundle_secret_arn
+            return values
+        tls = cassandra.tls
+        if tls is not None and tls.ca_file is not None:
+            self._ca_files = {CA_BUNDLE_NAME: tls.ca_file}
+        return {
+            **values,
+            "cassandra_contact_points": list(cassandra.contact_points),
+            "cassandra_port": cassandra.port,
+            "cassandra_local_dc": cassandra.local_dc,
+            "cassandra_tls": tls is not None,
+            "cassandra_tls_hostname_check": tls.hostname_check if tls else None,
+            "cassandra_tls_server_name": tls.server_name if tls else None,
+            "cassandra_tls_ca_file": CA_PATH_IN_LAMBDA if self._ca_files else None,
+            "cassandra_tls_ca_secret_arn": tls.ca_secret_arn if tls else None,
+        }
+
+    def _grant_keyspaces(self) -> None:
+        """Amazon Keyspaces by IAM: each function's actions on the keyspace's own tables, by ARN.
+
+        The tables are the ones the migrations create (orderpipe_schema.migrations.created_tables),
+        named one by one: a new table in a migration extends the schema function's grant with it.
+        """
+        keyspace = self._config.cassandra.keyspace
+        stack = cdk.Stack.of(self)
+        prefix = f"arn:{stack.partition}:cassandra:{stack.region}:{stack.account}:/keyspace/"
+        keyspace_arn = f"{prefix}{keyspace}/"
+        tables = created_tables()
+
+        def table(name: str) -> str:
+            return f"{prefix}{keyspace}/table/{name}"
+
+        system = f"{prefix}system*"
+        grants = {
+            self.writer: [(["cassandra:Modify"], [table("orders")])],
+            self.reader: [(["cassandra:Select"], [table("orders")])],
+            self.schema: [
+                # CREATE KEYSPACE and CREATE TYPE (types have no ARN: they take the keyspace's Create).
+                (["cassandra:Create"], [keyspace_arn]),
+                (["cassandra:Create", "cassandra:Alter"], list(map(table, tables))),
+                (["cassandra:Select", "cassandra:Modify"], [table("schema_migrations")]),
+            ],
+        }
+        for function, statements in grants.items():
+            for actions, resources in [*statements, (["cassandra:Select"], [system])]:
+                iam.Grant.add_to_principal(grantee=function, actions=actions, resource_arns=resources)
+            # system.peers through the interface endpoint: one entry per AZ, when the role may look.
+            iam.Grant.add_to_principal(
+                grantee=function,
+                actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcEndpoints"],
+                resource_arns=["*"],
+            )

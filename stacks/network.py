@@ -13,6 +13,11 @@ existing Cassandra cluster, e.g. over peering) is imported from context attribut
 Security groups allow no ingress and only these egress rules: Cassandra's port to the Cassandra
 CIDRs (every VPC function), HTTPS to the interface endpoints, and HTTPS to the DynamoDB prefix list
 (the reader only).
+
+With Amazon Keyspaces (`cassandraBackend=keyspaces`) there are no Cassandra CIDRs or routes: the
+functions reach the service through an interface VPC endpoint `com.amazonaws.<region>.cassandra`
+with private DNS (so `cassandra.<region>.amazonaws.com` resolves to it in the VPC), on port 9142
+only, from the functions' group only. Astra DB needs no VPC at all (stacks/orderpipe_stack.py).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IDependable
 
+from orderpipe_common.cassandra_backends import KEYSPACES_PORT
 from stacks.config import CassandraConfig, ExistingVpc, NetworkPath
 from stacks.nag import acknowledge
 
@@ -93,14 +99,20 @@ class Network(Construct):
 
         # Everything the schema custom resource needs in place before it connects during the deploy.
         self.schema_dependencies: list[IDependable] = []
-        self._cassandra_routes(cassandra, path, new_vpc_cidr, route_tables, subnet_ids)
+        keyspaces = cassandra.backend == "keyspaces"
+        if not keyspaces:
+            self._cassandra_routes(cassandra, path, new_vpc_cidr, route_tables, subnet_ids)
 
         # Every VPC function: Cassandra's port on the Cassandra networks, nothing else by default.
         self.cassandra_clients = ec2.SecurityGroup(
             self,
             "CassandraClients",
             vpc=self.vpc,
-            description="orderpipe VPC functions: Cassandra port to the Cassandra CIDRs only",
+            description=(
+                "orderpipe VPC functions: Amazon Keyspaces port 9142 to its VPC endpoint only"
+                if keyspaces
+                else "orderpipe VPC functions: Cassandra port to the Cassandra CIDRs only"
+            ),
             allow_all_outbound=False,
         )
         for cidr in cassandra.cidrs:
@@ -130,22 +142,11 @@ class Network(Construct):
                 subnets=[self.subnets],
             )
             if cassandra.secret_arns:
-                endpoint_sg = ec2.SecurityGroup(
-                    self,
-                    "EndpointSecurityGroup",
-                    vpc=self.vpc,
-                    description="orderpipe interface endpoints: HTTPS from the VPC functions only",
-                    allow_all_outbound=False,
-                )
-                self.secrets_endpoint = ec2.InterfaceVpcEndpoint(
-                    self,
+                self.secrets_endpoint = self._interface_endpoint(
                     "SecretsManagerEndpoint",
-                    vpc=self.vpc,
+                    "EndpointSecurityGroup",
                     service=ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-                    subnets=self.subnets,
-                    private_dns_enabled=True,
-                    security_groups=[endpoint_sg],
-                    open=False,
+                    description="orderpipe interface endpoints: HTTPS from the VPC functions only",
                 )
         if cassandra.secret_arns:
             # Fetching the credentials: HTTPS to the Secrets Manager endpoint (or, in an existing VPC
@@ -160,11 +161,55 @@ class Network(Construct):
                     ec2.Port.tcp(443),
                     "HTTPS to the VPC's Secrets Manager endpoint",
                 )
+        self.keyspaces_endpoint: ec2.InterfaceVpcEndpoint | None = None
+        if keyspaces:
+            self._keyspaces_endpoint(create_endpoints)
         # The security groups carry their rules as children (egress to the endpoint, ingress on it).
         self.schema_dependencies.append(self.cassandra_clients)
         if self.secrets_endpoint is not None:
             self.schema_dependencies.append(self.secrets_endpoint)
             self.schema_dependencies.extend(self.secrets_endpoint.connections.security_groups)
+
+    def _keyspaces_endpoint(self, create_endpoints: bool) -> None:
+        """Amazon Keyspaces through an interface endpoint: TLS on 9142 from the functions' group only."""
+        if not create_endpoints:
+            # The VPC's own Keyspaces endpoint (with private DNS) serves the functions.
+            self.cassandra_clients.add_egress_rule(
+                ec2.Peer.ipv4(self.vpc.vpc_cidr_block),
+                ec2.Port.tcp(KEYSPACES_PORT),
+                "Amazon Keyspaces through the VPC's interface endpoint",
+            )
+            return
+        self.keyspaces_endpoint = self._interface_endpoint(
+            "KeyspacesEndpoint",
+            "KeyspacesEndpointSecurityGroup",
+            service=ec2.InterfaceVpcEndpointAwsService.KEYSPACES,  # com.amazonaws.<region>.cassandra, port 9142
+            description="orderpipe Amazon Keyspaces endpoint: port 9142 from the VPC functions only",
+        )
+        self.keyspaces_endpoint.connections.allow_default_port_from(
+            self.cassandra_clients, "Amazon Keyspaces (TLS, 9142) from the orderpipe VPC functions"
+        )
+        self.schema_dependencies.append(self.keyspaces_endpoint)
+        self.schema_dependencies.extend(self.keyspaces_endpoint.connections.security_groups)
+
+    def _interface_endpoint(
+        self, endpoint_id: str, group_id: str, *, service: ec2.IInterfaceVpcEndpointService, description: str
+    ) -> ec2.InterfaceVpcEndpoint:
+        """An interface endpoint with private DNS in the function subnets, behind a group of its own
+        that admits nothing until a rule names the functions' group."""
+        group = ec2.SecurityGroup(
+            self, group_id, vpc=self.vpc, description=description, allow_all_outbound=False
+        )
+        return ec2.InterfaceVpcEndpoint(
+            self,
+            endpoint_id,
+            vpc=self.vpc,
+            service=service,
+            subnets=self.subnets,
+            private_dns_enabled=True,
+            security_groups=[group],
+            open=False,
+        )
 
     def _cassandra_routes(
         self,

@@ -24,15 +24,21 @@ class OrderPipeStack(cdk.Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
-        self.network = Network(
-            self,
-            "Network",
-            cassandra=config.cassandra,
-            path=config.network_path,
-            existing_vpc=config.existing_vpc,
-            create_endpoints=config.create_vpc_endpoints,
-            new_vpc_cidr=config.new_vpc_cidr,
-            max_azs=config.max_azs,
+        # Astra DB is reached over the internet (mutual TLS from its bundle, plus a token): its
+        # functions run outside any VPC, so there is no VPC, NAT gateway or endpoint to pay for.
+        self.network = (
+            Network(
+                self,
+                "Network",
+                cassandra=config.cassandra,
+                path=config.network_path,
+                existing_vpc=config.existing_vpc,
+                create_endpoints=config.create_vpc_endpoints,
+                new_vpc_cidr=config.new_vpc_cidr,
+                max_azs=config.max_azs,
+            )
+            if config.cassandra.in_vpc
+            else None
         )
         self.queue = OrderQueue(self, "Orders", tuning=config.tuning)
         self.tables = Tables(self, "Tables")
@@ -62,7 +68,7 @@ class OrderPipeStack(cdk.Stack):
             "Schema",
             function=self.functions.schema,
             keyspace=config.cassandra.keyspace,
-            network_dependencies=self.network.schema_dependencies,
+            network_dependencies=self.network.schema_dependencies if self.network else [],
         )
         # New writer/reader code goes live only after its migration ran (CloudFormation orders
         # resources by DependsOn on create and update alike).
@@ -82,6 +88,7 @@ class OrderPipeStack(cdk.Stack):
         )
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.api.url, description="Base URL of the orders API")
+        cdk.CfnOutput(self, "CassandraBackend", value=config.cassandra.backend)
         # What `orderpipe producers` and producers need (ops/orderpipe_ops/producers.py reads these).
         cdk.CfnOutput(self, "AuthMode", value=config.auth.mode, description="jwt or iam")
         cdk.CfnOutput(

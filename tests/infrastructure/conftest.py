@@ -49,6 +49,24 @@ TLS_WITH_CA_FILE: dict[str, Any] = {
     "orderpipe:cassandraTlsHostnameCheck": "ip_san",
 }
 
+ASTRA_BUNDLE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orderpipe/astra-bundle-MnOpQr"
+ASTRA_TOKEN_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orderpipe/astra-token-StUvWx"
+# cdk.json's example describes a self-managed cluster; a managed backend unsets those keys.
+NO_SELF_MANAGED_CLUSTER: dict[str, Any] = {
+    **NO_PEERING,
+    "orderpipe:cassandraContactPoints": None,
+    "orderpipe:cassandraLocalDc": None,
+    "orderpipe:cassandraCidrs": None,
+    "orderpipe:cassandraReplication": None,
+}
+KEYSPACES: dict[str, Any] = {**NO_SELF_MANAGED_CLUSTER, "orderpipe:cassandraBackend": "keyspaces"}
+ASTRA: dict[str, Any] = {
+    **NO_SELF_MANAGED_CLUSTER,
+    "orderpipe:cassandraBackend": "astra",
+    "orderpipe:astraBundleSecretArn": ASTRA_BUNDLE_SECRET_ARN,
+    "orderpipe:cassandraSecretArn": ASTRA_TOKEN_SECRET_ARN,
+}
+
 # Every configuration docs/deploy.md documents, synthesized with cdk-nag and judged by cfn-lint and
 # checkov (tests/infrastructure/test_checks.py, test_checkov.py).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -77,6 +95,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "orderpipe:cassandraTlsCaSecretArn": CA_SECRET_ARN,
         "orderpipe:cassandraProtocolVersion": 4,
     },
+    "keyspaces_new_vpc_sigv4": KEYSPACES,
+    "keyspaces_existing_vpc_service_specific_secret_kms_without_endpoints": {
+        **KEYSPACES,
+        **EXISTING_VPC,
+        "orderpipe:cassandraPeeringConnectionId": None,
+        "orderpipe:createVpcEndpoints": False,
+        "orderpipe:keyspacesAuth": "service-specific",
+        "orderpipe:cassandraSecretArn": SECRET_ARN,
+        "orderpipe:cassandraSecretKmsKeyArn": KMS_KEY_ARN,
+    },
+    "astra_outside_the_vpc": ASTRA,
 }
 
 

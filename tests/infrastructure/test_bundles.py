@@ -140,6 +140,13 @@ if {cassandra!r}:
     from cassandra.io.libevreactor import LibevConnection
     import cassandra.cluster
     assert LibevConnection is not None
+    # Amazon Keyspaces: SigV4 (imported only when that backend connects) and the shipped roots.
+    from cassandra_sigv4.auth import SigV4AuthProvider
+    from orderpipe_common.cassandra_backends import KEYSPACES_CA_FILE
+    assert SigV4AuthProvider is not None and KEYSPACES_CA_FILE.is_file(), KEYSPACES_CA_FILE
+    import os, pathlib
+    task_root = pathlib.Path(os.environ["LAMBDA_TASK_ROOT"]).resolve()
+    assert task_root in KEYSPACES_CA_FILE.parents, f"the roots are not in the bundle: {{KEYSPACES_CA_FILE}}"
 else:
     try:
         import cassandra

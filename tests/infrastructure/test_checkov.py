@@ -105,10 +105,20 @@ def checkov_run(nagged_outdirs: dict[str, Path], tmp_path_factory: pytest.TempPa
     return CheckovRun(failed=failed, passed_per_variant=passed)
 
 
+def _patterns(entry: dict[str, Any], variant: str) -> list[str]:
+    """The resource globs an entry accepts in this configuration: `resources` in every one, and
+    `per_variant` (configuration-name glob -> resource globs) only in the configurations it names."""
+    patterns = list(entry.get("resources", []))
+    for variants, resources in entry.get("per_variant", {}).items():
+        if fnmatch.fnmatchcase(variant, variants):
+            patterns += resources
+    return patterns
+
+
 def _skipped(finding: Finding, skips: dict[str, dict[str, Any]]) -> bool:
     entry = skips.get(finding.check_id)
     return entry is not None and any(
-        fnmatch.fnmatchcase(finding.logical_id, pattern) for pattern in entry["resources"]
+        fnmatch.fnmatchcase(finding.logical_id, pattern) for pattern in _patterns(entry, finding.variant)
     )
 
 
@@ -136,7 +146,13 @@ def test_every_skip_has_a_reason_and_is_still_needed(checkov_run: CheckovRun) ->
         assert len(entry.get("reason", "")) >= 80, f"{check_id}: the reason must say why"
         used = [f for f in checkov_run.failed if f.check_id == check_id and _skipped(f, {check_id: entry})]
         assert used, f"{check_id} is skipped but no configuration fails it any more: remove the entry"
-        for pattern in entry["resources"]:
+        for pattern in entry.get("resources", []):
             assert any(fnmatch.fnmatchcase(f.logical_id, pattern) for f in used), (
                 f"{check_id}: resource pattern {pattern!r} matches no finding any more"
             )
+        for variants, patterns in entry.get("per_variant", {}).items():
+            for pattern in patterns:
+                assert any(
+                    fnmatch.fnmatchcase(f.variant, variants) and fnmatch.fnmatchcase(f.logical_id, pattern)
+                    for f in used
+                ), f"{check_id}: {pattern!r} in configurations {variants!r} matches no finding any more"

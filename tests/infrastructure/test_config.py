@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from stacks.config import PREFIX, ContextError, OrderPipeConfig
+from tests.infrastructure.conftest import ASTRA as ASTRA_CONTEXT
 from tests.infrastructure.conftest import (
+    ASTRA_BUNDLE_SECRET_ARN,
+    ASTRA_TOKEN_SECRET_ARN,
     CA_FILE,
     CA_SECRET_ARN,
     CDK_JSON_CONTEXT,
@@ -20,6 +23,7 @@ from tests.infrastructure.conftest import (
     SECRET_ARN,
     TRANSIT_GATEWAY_ID,
 )
+from tests.infrastructure.conftest import KEYSPACES as KEYSPACES_CONTEXT
 
 
 def config(**overrides: Any) -> OrderPipeConfig:
@@ -278,3 +282,136 @@ def test_tls_ca_file_and_defaults() -> None:
     assert parsed.cassandra.protocol_version is None  # negotiated by default
     assert parsed.api_cloudwatch_role == "existing"  # the account-level role is not managed by default
     assert parsed.reader_reserved_concurrency == 20
+
+
+# -- backends (issue 18): self-managed (default), Amazon Keyspaces, Astra DB ----------------------------
+KEYSPACES = {k.removeprefix(PREFIX): v for k, v in KEYSPACES_CONTEXT.items()}
+ASTRA = {k.removeprefix(PREFIX): v for k, v in ASTRA_CONTEXT.items()}
+
+
+def test_self_managed_is_the_default_backend() -> None:
+    assert config().cassandra.backend == "self-managed"
+    assert config().cassandra.in_vpc
+
+
+def test_keyspaces_needs_no_hosts_and_takes_its_port_replication_and_sigv4() -> None:
+    # Given cdk.json with the self-managed keys unset and the backend chosen, when the context is read,
+    parsed = config(**KEYSPACES).cassandra
+    # then the service's port, its only single-Region strategy and SigV4 with the roles are chosen.
+    assert (parsed.backend, parsed.port, parsed.keyspaces_auth) == ("keyspaces", 9142, "sigv4")
+    assert dict(parsed.replication) == {"class": "SingleRegionStrategy"}
+    assert parsed.secret_arns == () and parsed.in_vpc
+
+
+def test_keyspaces_with_service_specific_credentials_reads_them_from_the_secret() -> None:
+    # The CLI spelling (service-specific) and the settings' one (service_specific) are both accepted.
+    for spelling in ("service-specific", "service_specific"):
+        parsed = config(**KEYSPACES, keyspacesAuth=spelling, cassandraSecretArn=SECRET_ARN).cassandra
+        assert (parsed.keyspaces_auth, parsed.secret_arns) == ("service_specific", (SECRET_ARN,))
+
+
+def test_astra_runs_outside_the_vpc_reading_the_bundle_and_the_token_from_secrets() -> None:
+    parsed = config(**ASTRA)
+    assert parsed.cassandra.backend == "astra" and not parsed.cassandra.in_vpc
+    assert parsed.existing_vpc is None
+    assert set(parsed.cassandra.secret_arns) == {ASTRA_BUNDLE_SECRET_ARN, ASTRA_TOKEN_SECRET_ARN}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "messages"),
+    [
+        (
+            {"cassandraBackend": "scylla"},
+            ["orderpipe:cassandraBackend: must be one of self-managed, keyspaces, astra, got 'scylla'"],
+        ),
+        (
+            # cdk.json's self-managed example left in place: every key to unset, with the flags to paste.
+            {"cassandraBackend": "keyspaces"},
+            [
+                "orderpipe:cassandraContactPoints, orderpipe:cassandraLocalDc, orderpipe:cassandraCidrs are "
+                "not used with orderpipe:cassandraBackend=keyspaces",
+                "-c orderpipe:cassandraContactPoints= -c orderpipe:cassandraLocalDc= -c orderpipe:cassandraCidrs=",
+                "orderpipe:cassandraPeerVpcId, orderpipe:cassandraPeerRouteTableIds are not used",
+                'orderpipe:cassandraReplication: must be {"class": "SingleRegionStrategy"} with keyspaces',
+            ],
+        ),
+        (
+            {**KEYSPACES, "keyspacesAuth": "iam"},
+            ["orderpipe:keyspacesAuth: must be sigv4 or service-specific"],
+        ),
+        (
+            {**KEYSPACES, "cassandraSecretArn": SECRET_ARN},
+            ["orderpipe:cassandraSecretArn: is not used with keyspacesAuth=sigv4"],
+        ),
+        (
+            {**KEYSPACES, "keyspacesAuth": "service-specific"},
+            [
+                "orderpipe:cassandraSecretArn: is not set: keyspacesAuth=service-specific reads the credentials"
+            ],
+        ),
+        (
+            {**KEYSPACES, "tuning": {"write_consistency": "ONE", "read_consistency": "QUORUM"}},
+            [
+                "Amazon Keyspaces accepts writes at LOCAL_QUORUM only, not ONE",
+                "Amazon Keyspaces accepts reads at ONE, LOCAL_ONE, LOCAL_QUORUM only, not QUORUM",
+            ],
+        ),
+        (
+            {**KEYSPACES, "cassandraProtocolVersion": 5},
+            ["orderpipe:cassandraProtocolVersion: must be an integer between 3 and 4"],
+        ),
+        (
+            {**KEYSPACES, "cassandraTls": True},
+            ["orderpipe:cassandraTls is not used with orderpipe:cassandraBackend=keyspaces"],
+        ),
+        (
+            {**KEYSPACES, "astraBundleSecretArn": ASTRA_BUNDLE_SECRET_ARN},
+            ["orderpipe:astraBundleSecretArn: is only used with orderpipe:cassandraBackend=astra"],
+        ),
+        (
+            {**ASTRA, "astraBundleSecretArn": None, "cassandraSecretArn": None},
+            [
+                "orderpipe:astraBundleSecretArn: is not set: the functions read the secure connect bundle",
+                "orderpipe:cassandraSecretArn: is not set: with astra it holds the application token",
+            ],
+        ),
+        (
+            {**ASTRA, "vpcId": "vpc-0123456789abcdef0"},
+            ["orderpipe:vpcId is not used with orderpipe:cassandraBackend=astra"],
+        ),
+        ({**ASTRA, "keyspacesAuth": "sigv4"}, ["orderpipe:keyspacesAuth is not used with"]),
+        (
+            {**ASTRA, "tuning": {"write_consistency": "LOCAL_ONE"}},
+            ["Astra DB refuses writes at ONE, LOCAL_ONE, ANY; got LOCAL_ONE"],
+        ),
+        (
+            {"keyspacesAuth": "sigv4"},
+            ["orderpipe:keyspacesAuth is not used with orderpipe:cassandraBackend=self-managed"],
+        ),
+    ],
+    ids=[
+        "unknown_backend",
+        "keyspaces_with_cdk_json_cluster",
+        "keyspaces_unknown_auth",
+        "keyspaces_sigv4_with_secret",
+        "keyspaces_service_specific_without_secret",
+        "keyspaces_consistency",
+        "keyspaces_protocol_v5",
+        "keyspaces_tls_key",
+        "keyspaces_astra_bundle",
+        "astra_without_bundle_or_token",
+        "astra_in_a_vpc",
+        "astra_keyspaces_auth",
+        "astra_write_consistency",
+        "self_managed_keyspaces_auth",
+    ],
+)
+def test_a_backend_refuses_keys_it_cannot_use_naming_each(
+    overrides: dict[str, Any], messages: list[str]
+) -> None:
+    # Given a backend with context it cannot use, when the context is read at synth,
+    with pytest.raises(ContextError) as raised:
+        config(**overrides)
+    # then every problem is reported at once, each naming its key.
+    for message in messages:
+        assert message in str(raised.value)

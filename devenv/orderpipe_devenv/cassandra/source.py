@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from orderpipe_common.cassandra_backends import SELF_MANAGED_PORT
 from orderpipe_common.settings import CassandraSettings
 from orderpipe_devenv import cassandra as local_cassandra
 from orderpipe_devenv.cassandra import security
@@ -87,7 +88,7 @@ def from_environment() -> CassandraEndpoint | None:
         return None
     return CassandraEndpoint(
         contact_points=tuple(host.strip() for host in hosts.split(",") if host.strip()),
-        port=int(variable("cassandra_port") or CassandraSettings.default("cassandra_port")),
+        port=int(variable("cassandra_port") or SELF_MANAGED_PORT),
         local_dc=variable("cassandra_local_dc") or local_cassandra.LOCAL_DC,
         username=variable("cassandra_username"),
         password=variable("cassandra_password"),

@@ -16,13 +16,25 @@ never answers holds it that long: with three such nodes it takes far longer than
 So the connect runs on a thread of its own; a caller waits for it only until its deadline and then
 gets `CassandraConnectingError`, while the connect goes on and the next invocation picks up the
 session it made. A discarded cluster is shut down in the background for the same reason.
+
+The cluster is built per backend (`CASSANDRA_BACKEND`, see orderpipe_common.cassandra_backends):
+a self-managed cluster by contact points with the configured TLS; Amazon Keyspaces on port 9142 over
+TLS with the shipped Keyspaces roots, protocol v4, and SigV4 with the function role's credentials (or
+service-specific credentials from the secret); Astra DB through its secure connect bundle (read from
+its secret and written to the temporary directory once per process) and the application token.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import io
 import json
+import os
 import ssl
+import tempfile
 import threading
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
@@ -30,10 +42,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from cassandra import AuthenticationFailed, ConsistencyLevel, DriverException, OperationTimedOut
-from cassandra.auth import PlainTextAuthProvider
+from cassandra.auth import AuthProvider, PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    LoadBalancingPolicy,
+    TokenAwarePolicy,
+)
 
+from orderpipe_common.cassandra_backends import ASTRA_TOKEN_USERNAME, KEYSPACES_CA_FILE
 from orderpipe_common.deadlines import Deadline
 from orderpipe_common.observability import logger
 from orderpipe_common.per_process import on_reset, on_snapshot
@@ -47,6 +65,8 @@ _connecting: Future[tuple[Cluster, Session]] | None = None
 MIN_CALL_SECONDS = 0.05
 # The credentials read for one source (secret ARN or username), kept for the process's life.
 _credentials: tuple[tuple[str | None, ...], Credentials | None] | None = None
+# Astra: the secure connect bundle written to the temporary directory, per secret ARN.
+_bundle_paths: dict[str, str] = {}
 
 # OpenSSL verify codes that mean "the certificate is for another name".
 _NAME_MISMATCH_CODES = {62, 64}  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
@@ -99,21 +119,47 @@ def _secrets_client(settings: CassandraSettings) -> Any:
     )
 
 
+def _read_secret(settings: CassandraSettings, secret_arn: str) -> dict[str, Any]:
+    value: dict[str, Any] = _secrets_client(settings).get_secret_value(SecretId=secret_arn)
+    return value
+
+
 def read_secret_string(settings: CassandraSettings, secret_arn: str) -> str:
-    value = _secrets_client(settings).get_secret_value(SecretId=secret_arn)
-    return str(value["SecretString"])
+    return str(_read_secret(settings, secret_arn)["SecretString"])
+
+
+def _astra_token(text: str) -> str:
+    """The token from the secret's text: the bare AstraCS:... string, or JSON {"token": ...}."""
+    if text.strip().startswith("{"):
+        return str(json.loads(text)["token"])
+    return text.strip()
 
 
 def _read_credentials(settings: CassandraSettings) -> Credentials | None:
+    astra = settings.cassandra_backend == "astra"
     if settings.cassandra_secret_arn:
         source = f"{_variable('cassandra_secret_arn')}={settings.cassandra_secret_arn}"
         try:
-            values = json.loads(read_secret_string(settings, settings.cassandra_secret_arn))
+            text = read_secret_string(settings, settings.cassandra_secret_arn)
+            if astra:
+                return Credentials(username=ASTRA_TOKEN_USERNAME, password=_astra_token(text), source=source)
+            values = json.loads(text)
             return Credentials(username=values["username"], password=values["password"], source=source)
         except (ValueError, KeyError, TypeError) as error:
+            shape = (
+                "the AstraCS:... token or JSON with 'token'"
+                if astra
+                else "JSON with 'username' and 'password'"
+            )
             raise CassandraAuthenticationError(
-                f"the secret {source} must be JSON with 'username' and 'password' ({type(error).__name__})"
+                f"the secret {source} must be {shape} ({type(error).__name__})"
             ) from None
+    if astra and settings.cassandra_password:
+        return Credentials(
+            username=ASTRA_TOKEN_USERNAME,
+            password=settings.cassandra_password,
+            source=_variable("cassandra_password"),
+        )
     if settings.cassandra_username and settings.cassandra_password:
         source = f"{_variable('cassandra_username')}/{_variable('cassandra_password')}"
         return Credentials(
@@ -137,32 +183,38 @@ def forget_credentials() -> None:
     _credentials = None
 
 
-def tls_options(settings: CassandraSettings) -> tuple[ssl.SSLContext, dict[str, Any] | None] | None:
-    """The driver's `ssl_context` and `ssl_options` for the configured CA and host-name check."""
-    if not settings.cassandra_tls:
-        return None
+def _ca_context(cafile: str | None, cadata: str | None, *, where: str) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname by default
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if settings.cassandra_tls_ca_file:
-        try:
-            context.load_verify_locations(cafile=settings.cassandra_tls_ca_file)
-        except (OSError, ssl.SSLError) as error:
-            raise CassandraTlsError(
-                f"{_variable('cassandra_tls_ca_file')}={settings.cassandra_tls_ca_file} cannot be loaded "
-                f"as PEM CA certificates: {error}"
-            ) from None
-    elif settings.cassandra_tls_ca_secret_arn:
-        try:
-            context.load_verify_locations(
-                cadata=read_secret_string(settings, settings.cassandra_tls_ca_secret_arn)
-            )
-        except ssl.SSLError as error:
-            raise CassandraTlsError(
-                f"the secret {_variable('cassandra_tls_ca_secret_arn')}={settings.cassandra_tls_ca_secret_arn} "
-                f"is not PEM CA certificates: {error}"
-            ) from None
-    else:
+    if cafile is None and cadata is None:
         context.load_default_certs()
+        return context
+    try:
+        context.load_verify_locations(cafile=cafile, cadata=cadata)
+    except (OSError, ssl.SSLError) as error:
+        raise CassandraTlsError(f"{where} cannot be loaded as PEM CA certificates: {error}") from None
+    return context
+
+
+def tls_options(settings: CassandraSettings) -> tuple[ssl.SSLContext, dict[str, Any] | None] | None:
+    """The driver's `ssl_context` and `ssl_options` for the backend, the CA and the host-name check.
+
+    Astra: None (the secure connect bundle brings its own, mutual, TLS).
+    """
+    if settings.cassandra_backend == "keyspaces":
+        # Every connection (the contact point and each peer system.peers lists, by IP) presents the
+        # service's certificate, so every one is checked against the service endpoint's name.
+        context = _ca_context(
+            settings.cassandra_tls_ca_file or str(KEYSPACES_CA_FILE), None, where=_trust_source(settings)
+        )
+        server_name = settings.cassandra_tls_server_name or settings.cassandra_contact_points[0]
+        return context, {"server_hostname": server_name}
+    if settings.cassandra_backend == "astra" or not settings.cassandra_tls:
+        return None
+    cadata = None
+    if settings.cassandra_tls_ca_secret_arn and not settings.cassandra_tls_ca_file:
+        cadata = read_secret_string(settings, settings.cassandra_tls_ca_secret_arn)
+    context = _ca_context(settings.cassandra_tls_ca_file, cadata, where=_trust_source(settings))
     check = settings.cassandra_tls_hostname_check
     if check == "chain_only":
         context.check_hostname = False  # verify_mode stays CERT_REQUIRED: the chain is still checked
@@ -173,35 +225,145 @@ def tls_options(settings: CassandraSettings) -> tuple[ssl.SSLContext, dict[str, 
     return context, None  # ip_san: the driver sets server_hostname to each node's IP address
 
 
-def build_cluster(settings: CassandraSettings, credentials: Credentials | None = None) -> Cluster:
-    profile = ExecutionProfile(
-        # Token-aware over DC-aware: each statement goes to a replica in the local DC.
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
+def _trust_source(settings: CassandraSettings) -> str:
+    """Where the CA certificates come from, as the setting that names them (for error messages)."""
+    if settings.cassandra_tls_ca_file:
+        return f"{_variable('cassandra_tls_ca_file')}={settings.cassandra_tls_ca_file}"
+    if settings.cassandra_backend == "keyspaces":
+        return f"the Amazon Keyspaces roots shipped in the bundle ({KEYSPACES_CA_FILE}; {_variable('cassandra_tls_ca_file')} is not set)"
+    if settings.cassandra_tls_ca_secret_arn:
+        return f"the secret {_variable('cassandra_tls_ca_secret_arn')}={settings.cassandra_tls_ca_secret_arn}"
+    return f"the system trust store ({_variable('cassandra_tls_ca_file')} is not set)"
+
+
+def _sigv4_provider() -> AuthProvider:
+    """SigV4 with the credentials the function runs with (its role's, from the environment)."""
+    import boto3  # provided by the Lambda runtime
+    from cassandra_sigv4.auth import SigV4AuthProvider
+
+    # Lambda sets AWS_REGION (and AWS_DEFAULT_REGION, which is all boto3 reads by itself).
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION") or None)
+    if not session.region_name:
+        raise CassandraAuthenticationError(
+            "SigV4 for Amazon Keyspaces needs a region: AWS_REGION (or AWS_DEFAULT_REGION) is not set"
+        )
+    if session.get_credentials() is None:
+        raise CassandraAuthenticationError(
+            "SigV4 for Amazon Keyspaces found no AWS credentials (the function role's, in the environment)"
+        )
+    provider: AuthProvider = SigV4AuthProvider(session)
+    return provider
+
+
+def auth_provider(settings: CassandraSettings, credentials: Credentials | None) -> AuthProvider | None:
+    if settings.cassandra_backend == "keyspaces" and settings.cassandra_keyspaces_auth == "sigv4":
+        return _sigv4_provider()
+    if credentials is None:
+        return None
+    return PlainTextAuthProvider(username=credentials.username, password=credentials.password)
+
+
+def astra_bundle_path(settings: CassandraSettings) -> str:
+    """The secure connect bundle as a file: the configured one, or the secret's written once per process.
+
+    The secret holds the zip as SecretBinary (or base64 in SecretString). It goes to the temporary
+    directory (/tmp: the only writable place in Lambda), named by its content, readable by us only.
+    """
+    if settings.cassandra_astra_bundle_file:
+        path = settings.cassandra_astra_bundle_file
+        if not os.path.isfile(path):
+            raise CassandraConfigurationError(
+                f"{_variable('cassandra_astra_bundle_file')}={path} is not a file"
+            )
+        return path
+    arn = settings.cassandra_astra_bundle_secret_arn
+    assert arn, "checked by CassandraSettings"
+    if arn in _bundle_paths and os.path.isfile(_bundle_paths[arn]):
+        return _bundle_paths[arn]
+    where = f"the secret {_variable('cassandra_astra_bundle_secret_arn')}={arn}"
+    value = _read_secret(settings, arn)
+    try:
+        content = (
+            value["SecretBinary"]
+            if "SecretBinary" in value
+            else base64.b64decode(value["SecretString"], validate=True)
+        )
+        with zipfile.ZipFile(io.BytesIO(content)) as bundle:
+            if "config.json" not in bundle.namelist():
+                raise ValueError("no config.json in the zip")
+    except (KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise CassandraConfigurationError(
+            f"{where} must hold the secure connect bundle zip (SecretBinary, or base64 in SecretString): {error}"
+        ) from None
+    path = os.path.join(
+        tempfile.gettempdir(), f"orderpipe-astra-bundle-{hashlib.sha256(content).hexdigest()[:16]}.zip"
+    )
+    staging = f"{path}.{os.getpid()}.{threading.get_ident()}"
+    with open(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+        out.write(content)
+    os.replace(staging, path)
+    _bundle_paths[arn] = path
+    return path
+
+
+@on_reset
+def forget_bundle() -> None:
+    _bundle_paths.clear()
+
+
+def _execution_profile(settings: CassandraSettings, policy: LoadBalancingPolicy) -> ExecutionProfile:
+    return ExecutionProfile(
+        load_balancing_policy=policy,
         consistency_level=consistency(settings.cassandra_write_consistency),
         request_timeout=settings.cassandra_request_timeout_seconds,
     )
-    tls = tls_options(settings)
-    extra: dict[str, Any] = {}
-    if settings.cassandra_protocol_version is not None:
-        # Pinned: the driver then never downgrades (a cluster that cannot speak it is refused).
-        extra["protocol_version"] = settings.cassandra_protocol_version
-    return Cluster(
-        contact_points=settings.cassandra_contact_points,
-        port=settings.cassandra_port,
-        auth_provider=(
-            PlainTextAuthProvider(username=credentials.username, password=credentials.password)
-            if credentials
-            else None
-        ),
-        ssl_context=tls[0] if tls else None,
-        ssl_options=tls[1] if tls else None,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        connect_timeout=settings.cassandra_connect_timeout_seconds,
-        control_connection_timeout=settings.cassandra_connect_timeout_seconds,
+
+
+def _load_balancing(settings: CassandraSettings) -> LoadBalancingPolicy:
+    local_dc = DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
+    if settings.cassandra_backend == "keyspaces":
+        # Keyspaces' peers are service endpoints (one per AZ through a VPC endpoint), not replicas
+        # owning token ranges: token awareness would route nothing better.
+        return local_dc
+    # Token-aware over DC-aware: each statement goes to a replica in the local DC.
+    return TokenAwarePolicy(local_dc)
+
+
+def build_cluster(settings: CassandraSettings, credentials: Credentials | None = None) -> Cluster:
+    """The driver's Cluster for the configured backend, not connected.
+
+    Astra: building it reads the bundle and asks the bundle's metadata service for the hosts.
+    """
+    options: dict[str, Any] = {
+        "auth_provider": auth_provider(settings, credentials),
+        "execution_profiles": {EXEC_PROFILE_DEFAULT: _execution_profile(settings, _load_balancing(settings))},
+        "connect_timeout": settings.cassandra_connect_timeout_seconds,
+        "control_connection_timeout": settings.cassandra_connect_timeout_seconds,
         # The driver's default waits up to 10 minutes between attempts to reach a node that was down;
         # after a partition heals the node should be used again within seconds.
-        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
-        **extra,
+        "reconnection_policy": ExponentialReconnectionPolicy(base_delay=0.5, max_delay=10.0),
+    }
+    if settings.protocol_version is not None:
+        # Pinned: the driver then never downgrades (a cluster that cannot speak it is refused).
+        options["protocol_version"] = settings.protocol_version
+    if settings.cassandra_backend == "astra":
+        cloud = {
+            "secure_connect_bundle": astra_bundle_path(settings),
+            # The driver unpacks the bundle next to it unless told to use the temporary directory.
+            "use_default_tempdir": True,
+            "connect_timeout": settings.cassandra_connect_timeout_seconds,
+        }
+        try:
+            return Cluster(cloud=cloud, **options)
+        except ValueError as error:  # an unreadable bundle
+            raise CassandraConfigurationError(f"the Astra secure connect bundle: {error}") from None
+    tls = tls_options(settings)
+    return Cluster(
+        contact_points=settings.cassandra_contact_points,
+        port=settings.port,
+        ssl_context=tls[0] if tls else None,
+        ssl_options=tls[1] if tls else None,
+        **options,
     )
 
 
@@ -238,24 +400,24 @@ def _tls_error(settings: CassandraSettings, error: NoHostAvailable) -> Cassandra
             continue
         name_mismatch, words = failure
         if name_mismatch:
-            check = settings.cassandra_tls_hostname_check
-            expected = (
-                f"{_variable('cassandra_tls_server_name')}={settings.cassandra_tls_server_name}"
-                if check == "server_name"
-                else "the node's IP address"
-            )
+            if settings.cassandra_backend == "keyspaces":
+                name = settings.cassandra_tls_server_name or settings.cassandra_contact_points[0]
+                expected = f"the service endpoint's name {name} (the contact point)"
+                check = "server_name"
+            else:
+                check = settings.cassandra_tls_hostname_check
+                expected = (
+                    f"{_variable('cassandra_tls_server_name')}={settings.cassandra_tls_server_name}"
+                    if check == "server_name"
+                    else "the node's IP address"
+                )
             return CassandraTlsError(
                 f"TLS: a node's certificate does not match {expected} "
                 f"({_variable('cassandra_tls_hostname_check')}={check}): {words}"
             )
-        where = (
-            f"{_variable('cassandra_tls_ca_file')}={settings.cassandra_tls_ca_file}"
-            if settings.cassandra_tls_ca_file
-            else f"{_variable('cassandra_tls_ca_secret_arn')}={settings.cassandra_tls_ca_secret_arn}"
-            if settings.cassandra_tls_ca_secret_arn
-            else f"the system trust store ({_variable('cassandra_tls_ca_file')} is not set)"
+        return CassandraTlsError(
+            f"TLS: a node's certificate is not signed by a CA in {_trust_source(settings)}: {words}"
         )
-        return CassandraTlsError(f"TLS: a node's certificate is not signed by a CA in {where}: {words}")
     return None
 
 
@@ -273,6 +435,15 @@ def _connect_once(settings: CassandraSettings, credentials: Credentials | None) 
         raise
 
 
+def _credentials_source(settings: CassandraSettings, credentials: Credentials | None) -> str:
+    if settings.cassandra_backend == "keyspaces" and settings.cassandra_keyspaces_auth == "sigv4":
+        return (
+            "SigV4 with the function role's credentials: its policy must allow cassandra:Select on the "
+            "system keyspaces and cassandra:Select/Modify on the keyspace's tables"
+        )
+    return credentials.source if credentials else "no credentials are configured"
+
+
 def connect(settings: CassandraSettings) -> tuple[Cluster, Session]:
     """A new cluster and session; on AuthenticationFailed the secret is read again, once."""
     credentials = _cached_credentials(settings)
@@ -285,9 +456,8 @@ def connect(settings: CassandraSettings) -> tuple[Cluster, Session]:
         if not _authentication_failed(error):
             raise
         if not settings.cassandra_secret_arn:
-            source = credentials.source if credentials else "no credentials are configured"
             raise CassandraAuthenticationError(
-                f"Cassandra refused the credentials ({source}): {error}"
+                f"Cassandra refused the credentials ({_credentials_source(settings, credentials)}): {error}"
             ) from None
     logger.warning("cassandra refused the credentials; reading the secret again and reconnecting once")
     credentials = _cached_credentials(settings, refresh=True)
@@ -348,6 +518,7 @@ def get_session(settings: CassandraSettings, deadline: Deadline | None = None) -
             logger.info(
                 "connected to cassandra",
                 extra={
+                    "backend": settings.cassandra_backend,
                     "contact_points": settings.cassandra_contact_points,
                     "dc": settings.cassandra_local_dc,
                     "protocol_version": cluster.protocol_version,

@@ -15,8 +15,18 @@ import json
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from orderpipe_common.cassandra_backends import (
+    KEYSPACES_PORT,
+    KEYSPACES_PROTOCOL_VERSION,
+    KEYSPACES_PROTOCOL_VERSIONS,
+    SELF_MANAGED_PORT,
+    Backend,
+    KeyspacesAuth,
+    consistency_problems,
+)
 from orderpipe_common.tuning import DEFAULT_TUNING
 
 ConsistencyName = Literal["ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "ALL", "LOCAL_ONE"]
@@ -86,40 +96,68 @@ class PowertoolsSettings(FunctionSettings):
 
 
 class CassandraSettings(FunctionSettings):
-    # NoDecode: the environment gives "host1,host2", not JSON.
+    # Which kind of Cassandra (orderpipe_common.cassandra_backends says what each accepts).
+    cassandra_backend: Backend = "self-managed"
+    # NoDecode: the environment gives "host1,host2", not JSON. Astra takes none (the bundle names them).
     cassandra_contact_points: Annotated[list[str], NoDecode] = Field(
-        description="Comma-separated hosts, e.g. 10.0.1.5,10.0.2.5"
+        default_factory=list, description="Comma-separated hosts, e.g. 10.0.1.5,10.0.2.5"
     )
-    cassandra_port: int = 9042
-    cassandra_local_dc: str
+    # None: the backend's port (9042 self-managed, 9142 Amazon Keyspaces); see `port`.
+    cassandra_port: int | None = Field(default=None, ge=1, le=65535)
+    # Required for a self-managed cluster; elsewhere None lets the driver take the contact point's.
+    cassandra_local_dc: str | None = None
     cassandra_keyspace: str = Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")
     # The stack and the local runtime render these from the shared tuning; the defaults are the same.
     cassandra_write_consistency: ConsistencyName = DEFAULT_TUNING.write_consistency  # type: ignore[assignment]
     cassandra_read_consistency: ConsistencyName = DEFAULT_TUNING.read_consistency  # type: ignore[assignment]
-    # Credentials come from Secrets Manager when deployed (never plaintext environment).
+    # Credentials come from Secrets Manager when deployed (never plaintext environment): JSON
+    # {username, password} (self-managed; Keyspaces service-specific credentials), or the Astra
+    # application token (JSON {token} or the bare AstraCS:... string).
     cassandra_secret_arn: str | None = None
     # ...or from these two, for a local cluster with authentication.
     cassandra_username: str | None = None
     cassandra_password: str | None = None
+    # Amazon Keyspaces: sign with the function role's credentials (SigV4), or use the
+    # service-specific credentials of an IAM user from the secret.
+    cassandra_keyspaces_auth: KeyspacesAuth = "sigv4"
+    # Astra: the secure connect bundle, a file (local use) or a secret whose SecretBinary is the zip
+    # (written to the temporary directory at cold start: the bundle directory is read-only).
+    cassandra_astra_bundle_file: str | None = None
+    cassandra_astra_bundle_secret_arn: str | None = None
     # Reading the secret(s): short timeouts and few attempts, so a missing endpoint or security
     # group rule fails a cold start (or the schema custom resource) in seconds, not minutes.
     cassandra_secret_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     cassandra_secret_read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     cassandra_secret_max_attempts: int = Field(default=3, ge=1, le=10)  # in all, the first included
+    # Self-managed only: Amazon Keyspaces is always TLS (its own trust bundle), Astra's bundle carries TLS.
     cassandra_tls: bool = False
     # The cluster's CA: a PEM file (shipped in the bundle) or a secret holding the PEM; neither
-    # means the system trust store (public CAs).
+    # means the system trust store (public CAs). Keyspaces: defaults to the shipped Keyspaces roots.
     cassandra_tls_ca_file: str | None = None
     cassandra_tls_ca_secret_arn: str | None = None
     cassandra_tls_hostname_check: HostnameCheck = "ip_san"
+    # Keyspaces: defaults to the contact point (the service endpoint's name).
     cassandra_tls_server_name: str | None = None
-    # None: the driver negotiates the highest version both sides speak.
+    # None: the driver negotiates the highest version both sides speak (Keyspaces: 4, see `protocol_version`).
     cassandra_protocol_version: int | None = Field(
         default=None, ge=min(PROTOCOL_VERSIONS), le=max(PROTOCOL_VERSIONS)
     )
     # Per contact point, tried one after another: a node in the same VPC answers in milliseconds.
     cassandra_connect_timeout_seconds: float = 2.0
     cassandra_request_timeout_seconds: float = 5.0
+
+    @property
+    def port(self) -> int:
+        if self.cassandra_port is not None:
+            return self.cassandra_port
+        return KEYSPACES_PORT if self.cassandra_backend == "keyspaces" else SELF_MANAGED_PORT
+
+    @property
+    def protocol_version(self) -> int | None:
+        """The version to pin, None to negotiate."""
+        if self.cassandra_protocol_version is None and self.cassandra_backend == "keyspaces":
+            return KEYSPACES_PROTOCOL_VERSION
+        return self.cassandra_protocol_version
 
     @field_validator("cassandra_contact_points", mode="before")
     @classmethod
@@ -131,14 +169,135 @@ class CassandraSettings(FunctionSettings):
             return [host.strip() for host in value.split(",") if host.strip()]
         return value
 
-    @field_validator("cassandra_protocol_version", mode="before")
+    @field_validator("cassandra_protocol_version", "cassandra_port", "cassandra_local_dc", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _missing_with_the_rest(cls, data: Any, handler: Any) -> Any:
+        """When other variables are wrong too, say also which ones the backend needs (all at once)."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            missing = cls._missing_for_backend(data) if isinstance(data, dict) else []
+            if not missing:
+                raise
+            details = [
+                InitErrorDetails(type=e["type"], loc=e["loc"], input=e["input"], ctx=e.get("ctx", {}))
+                for e in error.errors()
+            ]
+            details += [
+                InitErrorDetails(type=PydanticCustomError("backend", m), loc=(), input=data) for m in missing
+            ]
+            raise ValidationError.from_exception_data(error.title, details) from None
+
+    @staticmethod
+    def _missing_for_backend(data: dict[str, Any]) -> list[str]:
+        backend = data.get("cassandra_backend") or "self-managed"
+        needed = {
+            "self-managed": ("cassandra_contact_points", "cassandra_local_dc"),
+            "keyspaces": ("cassandra_contact_points",),
+        }
+        return [
+            f"environment variable {name.upper()} is not set (needed with CASSANDRA_BACKEND={backend})"
+            for name in needed.get(str(backend), ())
+            if not data.get(name)
+        ]
+
     @model_validator(mode="after")
+    def _backend_is_complete(self) -> CassandraSettings:
+        backend = self.cassandra_backend
+        given = f"CASSANDRA_BACKEND={backend}"
+        if backend == "self-managed":
+            for name in ("cassandra_astra_bundle_file", "cassandra_astra_bundle_secret_arn"):
+                if getattr(self, name):
+                    raise ValueError(f"{name.upper()} is only used with CASSANDRA_BACKEND=astra")
+        if backend in ("self-managed", "keyspaces") and not self.cassandra_contact_points:
+            raise ValueError(
+                f"environment variable CASSANDRA_CONTACT_POINTS is not set (needed with {given})"
+            )
+        if backend == "self-managed" and not self.cassandra_local_dc:
+            raise ValueError(f"environment variable CASSANDRA_LOCAL_DC is not set (needed with {given})")
+        if backend == "keyspaces":
+            self._keyspaces_is_complete(given)
+        if backend == "astra":
+            self._astra_is_complete(given)
+        problems = consistency_problems(
+            backend, write=self.cassandra_write_consistency, read=self.cassandra_read_consistency
+        )
+        if problems:
+            raise ValueError(
+                "; ".join(problems) + " (CASSANDRA_WRITE_CONSISTENCY / CASSANDRA_READ_CONSISTENCY)"
+            )
+        return self._tls_is_complete()
+
+    def _keyspaces_is_complete(self, given: str) -> None:
+        if self.cassandra_port not in (None, KEYSPACES_PORT):
+            raise ValueError(f"CASSANDRA_PORT must be {KEYSPACES_PORT} with {given} (its only port)")
+        if self.cassandra_protocol_version not in (None, *KEYSPACES_PROTOCOL_VERSIONS):
+            raise ValueError(
+                f"CASSANDRA_PROTOCOL_VERSION must be one of {KEYSPACES_PROTOCOL_VERSIONS} with {given}"
+            )
+        for name in (
+            "cassandra_astra_bundle_file",
+            "cassandra_astra_bundle_secret_arn",
+            "cassandra_tls_ca_secret_arn",
+        ):
+            if getattr(self, name):
+                raise ValueError(f"{name.upper()} is not used with {given}")
+        has_credentials = bool(
+            self.cassandra_secret_arn or self.cassandra_username or self.cassandra_password
+        )
+        if self.cassandra_keyspaces_auth == "sigv4" and has_credentials:
+            raise ValueError(
+                "with CASSANDRA_KEYSPACES_AUTH=sigv4 the function's role signs: CASSANDRA_SECRET_ARN / "
+                "CASSANDRA_USERNAME / CASSANDRA_PASSWORD are for CASSANDRA_KEYSPACES_AUTH=service_specific"
+            )
+        if self.cassandra_keyspaces_auth == "service_specific" and not (
+            self.cassandra_secret_arn or (self.cassandra_username and self.cassandra_password)
+        ):
+            raise ValueError(
+                "CASSANDRA_KEYSPACES_AUTH=service_specific needs the service-specific credentials: "
+                "CASSANDRA_SECRET_ARN (or CASSANDRA_USERNAME and CASSANDRA_PASSWORD)"
+            )
+
+    def _astra_is_complete(self, given: str) -> None:
+        if self.cassandra_contact_points:
+            raise ValueError(
+                f"CASSANDRA_CONTACT_POINTS must not be set with {given}: the bundle names the hosts"
+            )
+        for name in (
+            "cassandra_port",
+            "cassandra_tls_ca_file",
+            "cassandra_tls_ca_secret_arn",
+            "cassandra_tls_server_name",
+        ):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"{name.upper()} is not used with {given}: the secure connect bundle carries it"
+                )
+        if self.cassandra_tls:
+            raise ValueError(f"CASSANDRA_TLS is not used with {given}: the secure connect bundle carries TLS")
+        bundles = [
+            n
+            for n in ("cassandra_astra_bundle_file", "cassandra_astra_bundle_secret_arn")
+            if getattr(self, n)
+        ]
+        if len(bundles) != 1:
+            raise ValueError(
+                f"{given} needs the secure connect bundle: set one of CASSANDRA_ASTRA_BUNDLE_SECRET_ARN "
+                "or CASSANDRA_ASTRA_BUNDLE_FILE" + (", not both" if bundles else "")
+            )
+        if not (self.cassandra_secret_arn or self.cassandra_password):
+            raise ValueError(
+                f"{given} needs the application token: CASSANDRA_SECRET_ARN (a secret holding AstraCS:...) "
+                "or CASSANDRA_PASSWORD"
+            )
+
     def _tls_is_complete(self) -> CassandraSettings:
-        if not self.cassandra_tls:
+        if not self.cassandra_tls or self.cassandra_backend != "self-managed":
             return self
         if self.cassandra_tls_hostname_check == "server_name" and not self.cassandra_tls_server_name:
             raise ValueError(

@@ -21,7 +21,7 @@ def apply_schema(settings: SchemaSettings) -> MigrationReport:
     return run_with_reconnect(
         settings,
         lambda session: apply_migrations(
-            session, keyspace=settings.cassandra_keyspace, replication=settings.cassandra_replication
+            session, keyspace=settings.cassandra_keyspace, dialect=settings.dialect()
         ),
     )
 

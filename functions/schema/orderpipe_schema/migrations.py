@@ -5,6 +5,10 @@ checksum) in `<keyspace>.schema_migrations`. Statements use IF NOT EXISTS, so a 
 interrupted half-way can be applied again; `ALTER TABLE t ADD c type` (which has no IF NOT EXISTS
 before Cassandra 4.1, nor on Amazon Keyspaces) is skipped when system_schema already lists the
 column. Editing an applied migration is refused: add a new one.
+
+Where the keyspace comes from and when new DDL can be used differ per backend: a `SchemaDialect`
+(orderpipe_schema.dialects) says so; Amazon Keyspaces creates tables asynchronously, so each DDL
+statement there is followed by a wait until the table (or type) is ACTIVE, before anything uses it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 
 from orderpipe_common.observability import logger
+from orderpipe_schema.dialects import SchemaDialect, SelfManaged
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.cql$")
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>\w+)\s*\(", re.IGNORECASE)
 _ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+(?P<table>\w+)\s+ADD\s+(?P<column>\w+)\s", re.IGNORECASE)
 
 
@@ -71,9 +77,15 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def _replication_cql(replication: dict[str, str | int]) -> str:
-    pairs = ", ".join(f"'{key}': '{value}'" for key, value in replication.items())
-    return "{" + pairs + "}"
+def created_tables(migrations: list[Migration] | None = None) -> tuple[str, ...]:
+    """Every table the migrations create, with schema_migrations (grants name them one by one)."""
+    names = ["schema_migrations"]
+    for migration in load_migrations() if migrations is None else migrations:
+        for statement in migration.statements:
+            created = _CREATE_TABLE.match(statement)
+            if created and created["name"].lower() not in names:
+                names.append(created["name"].lower())
+    return tuple(names)
 
 
 def _adds_existing_column(session: Session, keyspace: str, statement: str) -> bool:
@@ -95,17 +107,23 @@ def apply_migrations(
     session: Session,
     *,
     keyspace: str,
-    replication: dict[str, str | int],
+    replication: dict[str, str | int] | None = None,
     migrations: list[Migration] | None = None,
+    dialect: SchemaDialect | None = None,
 ) -> MigrationReport:
+    """Apply what is not applied yet. `dialect` defaults to a self-managed cluster with `replication`."""
     migrations = load_migrations() if migrations is None else migrations
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {_replication_cql(replication)}"
-    )
-    session.execute(
+    if dialect is None:
+        if replication is None:
+            raise MigrationError("a self-managed cluster needs the keyspace's replication")
+        dialect = SelfManaged(replication)
+    dialect.ensure_keyspace(session, keyspace)
+    ledger = (
         f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "
         "(version int PRIMARY KEY, name text, checksum text, applied_at timestamp)"
     )
+    session.execute(ledger)
+    dialect.wait_until_usable(session, keyspace, ledger)
     read_applied = SimpleStatement(
         f"SELECT version, name, checksum FROM {keyspace}.schema_migrations",
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
@@ -130,6 +148,7 @@ def apply_migrations(
                 logger.info("column already there", extra={"statement": statement})
                 continue
             session.execute(statement)
+            dialect.wait_until_usable(session, keyspace, statement)
         session.execute(
             SimpleStatement(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
