@@ -26,6 +26,7 @@ from orderpipe_common.http import FieldError, field_errors
 from orderpipe_common.identity import Caller
 from orderpipe_common.model import MAX_ORDERS_PER_BATCH, Order, OrderRequest
 from orderpipe_common.observability import MetricUnit, logger, metrics
+from orderpipe_common.per_process import per_process
 from orderpipe_ingest.publisher import SQS_BATCH_LIMIT, FailedEntry, QueuePublisher, QueueUnavailableError
 from orderpipe_ingest.responses import BatchAccepted, BatchItemResult, OrderAccepted
 
@@ -178,6 +179,15 @@ def _as_order_list(payload: Any) -> list[Any]:
     return payload
 
 
+@per_process
+def _sender_pool() -> ThreadPoolExecutor:
+    # Kept for the process: starting threads for every request cost more CPU than validating the
+    # batch (benchmarks/ingest_cpu). Dropped by the one reset; its idle threads then exit.
+    return ThreadPoolExecutor(
+        max_workers=-(-MAX_ORDERS_PER_BATCH // SQS_BATCH_LIMIT), thread_name_prefix="send-batch"
+    )
+
+
 def _send_all(
     publisher: QueuePublisher,
     pending: dict[str, str],
@@ -188,8 +198,8 @@ def _send_all(
 ) -> set[str]:
     """Send every entry (id -> body); return the ids SQS took.
 
-    The chunks of a round go out at once (one thread each): a batch of 100 costs one SQS round trip,
-    not ten in a row, within the request's deadline.
+    The chunks of a round go out at once (a thread each, from the process's pool): a batch of 100
+    costs one SQS round trip, not ten in a row, within the request's deadline.
     """
     enqueued: set[str] = set()
     for attempt in range(max_attempts):
@@ -197,8 +207,10 @@ def _send_all(
             sleep(_backoff(attempt))
         retry: dict[str, str] = {}
         chunks = [dict(chunk) for chunk in _chunks(list(pending.items()), SQS_BATCH_LIMIT)]
-        with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="send-batch") as pool:
-            answers = list(pool.map(lambda entries: _send_chunk(publisher, entries, group), chunks))
+        if len(chunks) == 1:
+            answers = [_send_chunk(publisher, chunks[0], group)]
+        else:
+            answers = list(_sender_pool().map(lambda entries: _send_chunk(publisher, entries, group), chunks))
         queue_down = False
         for entries, failures in zip(chunks, answers, strict=True):
             if failures is None:
