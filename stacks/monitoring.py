@@ -33,6 +33,7 @@ class Monitoring(Construct):
         writer: lambda_.IFunction,
         reader: lambda_.IFunction,
         ingest: lambda_.IFunction,
+        authorizer: lambda_.IFunction | None,
         api: apigw.RestApi,
         alarm_email: str | None,
     ) -> None:
@@ -105,6 +106,16 @@ class Monitoring(Construct):
             evaluation_periods=1,
             description="The API answers 5XX to more than the allowed share of requests.",
         )
+        if authorizer is not None:
+            # Every authenticated request goes through it: when it fails, API Gateway answers 503
+            # to every producer (counted in the 5XX rate too, but this names the cause).
+            self._alarm(
+                "AuthorizerErrors",
+                authorizer.metric_errors(period=_ONE_MINUTE, statistic="Sum"),
+                threshold=0,
+                evaluation_periods=3,
+                description="The authorizer fails: producers are answered 503 instead of being served.",
+            )
         self._alarm(
             "ReaderLatency",
             reader_p99,

@@ -83,6 +83,7 @@ class OrderPipeStack(cdk.Stack):
             writer=self.functions.writer,
             reader=self.functions.reader,
             ingest=self.functions.ingest,
+            authorizer=self.functions.authorizer,
             api=self.api.api,
             alarm_email=config.alarm_email,
         )

@@ -93,6 +93,11 @@ def test_iam_every_method_is_aws_iam_and_the_producer_sends_its_key(iam_synth):
             assert props["AuthorizationType"] == "AWS_IAM" and props["ApiKeyRequired"] is True
     iam_synth.template.has_resource_properties("AWS::ApiGateway::RestApi", {"ApiKeySourceType": "HEADER"})
     iam_synth.template.resource_count_is("AWS::ApiGateway::Authorizer", 0)
+    alarm_descriptions = [
+        alarm["Properties"]["AlarmDescription"]
+        for alarm in resources(iam_synth, "AWS::CloudWatch::Alarm").values()
+    ]
+    assert not any("authorizer" in description for description in alarm_descriptions)  # none to watch
     iam_synth.template.resource_count_is("AWS::Cognito::UserPool", 0)
     functions = resources(iam_synth, "AWS::Lambda::Function")
     readers = [

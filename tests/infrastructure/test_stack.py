@@ -455,11 +455,23 @@ def test_migrations_hash_follows_content(tmp_path: Any, monkeypatch: pytest.Monk
 
 
 # -- monitoring ---------------------------------------------------------------------------------------
-def _alarm(synth: Synthesized, metric_name: str) -> dict[str, Any]:
+def _alarm(synth: Synthesized, metric_name: str, *, function_handler: str | None = None) -> dict[str, Any]:
+    """The one alarm on `metric_name` (of the function whose handler is `function_handler`, if given)."""
+    function_ids = {
+        function_id
+        for function_id, function in resources(synth, "AWS::Lambda::Function").items()
+        if function["Properties"].get("Handler") == function_handler
+    }
     found = [
         a["Properties"]
         for a in resources(synth, "AWS::CloudWatch::Alarm").values()
         if a["Properties"].get("MetricName") == metric_name
+        and (
+            function_handler is None
+            or any(
+                d.get("Value", {}).get("Ref") in function_ids for d in a["Properties"].get("Dimensions", [])
+            )
+        )
     ]
     assert len(found) == 1, f"expected one alarm on {metric_name}, found {len(found)}"
     return found[0]
@@ -471,7 +483,6 @@ def _alarm(synth: Synthesized, metric_name: str) -> dict[str, Any]:
         ("ApproximateNumberOfMessagesVisible", None),
         ("ApproximateAgeOfOldestMessage", TUNING.alarm_oldest_message_age_seconds),
         ("Throttles", 0),
-        ("Errors", 0),
         ("Duration", TUNING.alarm_reader_p99_latency_ms),
     ],
 )
@@ -495,6 +506,17 @@ def test_alarm_thresholds(default_synth: Synthesized, metric: str, threshold: fl
         assert alarm["ExtendedStatistic"] == "p99"
 
 
+@pytest.mark.parametrize("function", ["writer", "authorizer"])
+def test_any_failed_invocation_of_the_writer_or_the_authorizer_alarms(
+    default_synth: Synthesized, function: str
+) -> None:
+    # Given the default (jwt) stack, When synthesized, Then three minutes with an error alarm
+    alarm = _alarm(default_synth, "Errors", function_handler=f"orderpipe_{function}.handler.lambda_handler")
+    assert alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["EvaluationPeriods"] == 3
+
+
 def test_api_5xx_rate_alarm(default_synth: Synthesized) -> None:
     default_synth.template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
@@ -509,7 +531,7 @@ def test_api_5xx_rate_alarm(default_synth: Synthesized) -> None:
 
 def test_every_alarm_notifies_the_topic_and_is_on_the_dashboard(default_synth: Synthesized) -> None:
     alarms = resources(default_synth, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 7
+    assert len(alarms) == 8
     topic_id = next(iter(resources(default_synth, "AWS::SNS::Topic")))
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
