@@ -13,7 +13,7 @@ import ipaddress
 import json
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -564,7 +564,7 @@ class _Reader:
         keyspaces_auth = str(self.raw("keyspacesAuth") or "sigv4").replace("-", "_")
         bundle = self.optional_string("astraBundleSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN")
         replication: Mapping[str, str | int] = {}
-        protocol = None
+        protocol: int | None = None
         if backend == "keyspaces":
             if keyspaces_auth not in KEYSPACES_AUTH:
                 self.fail(
@@ -592,19 +592,10 @@ class _Reader:
                     f"must be {json.dumps(KEYSPACES_REPLICATION)} with keyspaces (or unset it: -c {PREFIX}cassandraReplication=); "
                     "multi-Region keyspaces are not supported by this stack",
                 )
-            if self.raw("cassandraProtocolVersion") is not None:
-                protocol = self.integer(
-                    "cassandraProtocolVersion",
-                    0,
-                    low=min(KEYSPACES_PROTOCOL_VERSIONS),
-                    high=max(KEYSPACES_PROTOCOL_VERSIONS),
-                )
+            protocol = self.protocol_version(KEYSPACES_PROTOCOL_VERSIONS)
         else:
             self.unused_with_backend(("keyspacesAuth", "cassandraReplication"))
-            if self.raw("cassandraProtocolVersion") is not None:
-                protocol = self.integer(
-                    "cassandraProtocolVersion", 0, low=min(PROTOCOL_VERSIONS), high=max(PROTOCOL_VERSIONS)
-                )
+            protocol = self.protocol_version(PROTOCOL_VERSIONS)
             if bundle is None and self.raw("astraBundleSecretArn") is None:
                 self.fail(
                     "astraBundleSecretArn", "is not set: the functions read the secure connect bundle from it"
@@ -623,7 +614,7 @@ class _Reader:
             replication=replication,
             secret_arn=secret_arn,
             secret_kms_key_arn=kms_key,
-            protocol_version=protocol or None,
+            protocol_version=protocol,
             request_timeout_seconds=self.request_timeout(tuning),
             keyspaces_auth=keyspaces_auth if keyspaces_auth in KEYSPACES_AUTH else "sigv4",
             astra_bundle_secret_arn=bundle,
@@ -678,11 +669,7 @@ class _Reader:
         kms_key = self.optional_string("cassandraSecretKmsKeyArn", _KMS_KEY_ARN, "a KMS key ARN (key/...)")
         if kms_key and not (secret_arn or (tls and tls.ca_secret_arn)):
             self.fail("cassandraSecretKmsKeyArn", "is set but no secret is (orderpipe:cassandraSecretArn)")
-        protocol = self.raw("cassandraProtocolVersion")
-        if protocol is not None:
-            protocol = self.integer(
-                "cassandraProtocolVersion", 0, low=min(PROTOCOL_VERSIONS), high=max(PROTOCOL_VERSIONS)
-            )
+        protocol = self.protocol_version(PROTOCOL_VERSIONS)
         return CassandraConfig(
             contact_points=contact_points,
             local_dc=local_dc.strip(),
@@ -693,9 +680,15 @@ class _Reader:
             secret_arn=secret_arn,
             secret_kms_key_arn=kms_key,
             tls=tls,
-            protocol_version=protocol or None,
+            protocol_version=protocol,
             request_timeout_seconds=self.request_timeout(tuning),
         )
+
+    def protocol_version(self, allowed: Collection[int]) -> int | None:
+        """The pinned native protocol version, or None: the driver negotiates."""
+        if self.raw("cassandraProtocolVersion") is None:
+            return None
+        return self.integer("cassandraProtocolVersion", 0, low=min(allowed), high=max(allowed)) or None
 
     def tls(self, contact_points: tuple[str, ...]) -> TlsConfig | None:
         enabled = self.boolean("cassandraTls", False)
