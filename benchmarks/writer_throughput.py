@@ -39,6 +39,7 @@ from benchmarks.proc_cpu import cpu_seconds
 from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_common import cassandra_session
 from orderpipe_common.order_rows import INSERT_ORDER_CQL, order_to_row
+from orderpipe_common.settings import load
 from orderpipe_common.tuning import DEFAULT_TUNING
 from orderpipe_devenv.lambda_events import LocalLambdaContext, sqs_event_from_bodies
 from orderpipe_devenv.toxiproxy import Proxy, Toxic, ToxiproxyServer
@@ -172,7 +173,7 @@ def measure_target(
         clusters_through(target),
     ):
         reset_process_state()
-        settings = WriterSettings()
+        settings = load(WriterSettings)
         orders = make_orders(rows)
         # The writer logs at INFO as deployed (a line per stored order is part of its cost per row);
         # the lines are formatted as in Lambda, then dropped instead of flooding the terminal.

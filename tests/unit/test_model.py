@@ -160,6 +160,27 @@ def test_prices_within_bounds_are_accepted(price: Any) -> None:
     assert OrderRequest.model_validate(with_item(unit_price=price)).items[0].unit_price == Decimal(str(price))
 
 
+@pytest.mark.parametrize(
+    ("price", "message"),
+    [
+        (Decimal("1E+10"), "less than or equal to 9999999999.99"),
+        (Decimal("123456789012.5"), "less than or equal to 9999999999.99"),
+        (Decimal("9999999999.999"), "no more than 2 decimal places"),
+        (Decimal("0.001"), "no more than 2 decimal places"),
+        (Decimal("-0.01"), "greater than or equal to 0"),
+    ],
+)
+def test_a_price_out_of_bounds_is_refused_with_the_bound_it_breaks(price: Decimal, message: str) -> None:
+    # Given a JSON number price beyond the bounds (a string one is refused by its pattern first)
+    body = json.dumps(with_item(unit_price="PRICE")).replace('"PRICE"', str(price))
+    # When it is validated, Then the price alone is named, with the bound in words
+    with pytest.raises(ValidationError) as refused:
+        OrderRequest.model_validate_json(body)
+    [error] = refused.value.errors()
+    assert error["loc"] == ("items", 0, "unit_price")
+    assert message in error["msg"]
+
+
 def test_prices_stay_exact_decimals() -> None:
     # Given prices that binary floats cannot hold (0.1 + 0.2 != 0.3 as floats)
     request = OrderRequest.model_validate(

@@ -23,6 +23,7 @@ from orderpipe_authorizer.producers import RegistryUnavailableError, get_registr
 from orderpipe_authorizer.settings import get_settings
 from orderpipe_authorizer.tokens import InvalidTokenError, IssuerUnavailableError, get_verifier
 from orderpipe_common.observability import logger, metrics
+from orderpipe_common.per_process import init_done
 
 # The exact message API Gateway turns into a 401.
 UNAUTHORIZED = "Unauthorized"
@@ -108,3 +109,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             },
         )
     return policy(decision, event["methodArn"])
+
+
+init_done()

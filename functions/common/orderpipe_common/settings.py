@@ -4,7 +4,11 @@ Each function defines one model (a subclass of `FunctionSettings`) and calls `lo
 or malformed variable fails the cold start with the variable's name. Names of real resources
 (queue URLs, table names, contact points) have no defaults.
 
-A field's name is its environment variable (upper-cased) and its default is the setting's default.
+A field's name is its environment variable (upper-cased, matched without regard to case) and its
+default is the setting's default. Values arrive as the environment's strings; pydantic converts them
+(a list or mapping field splits or decodes its own text). Not pydantic-settings: reading a dozen
+variables is all the functions need, and importing it (with asyncio, dotenv and its cloud sources)
+cost every cold start about 30 ms (docs/benchmarks.md, cold_init).
 The CDK stack and the local runtime never spell variable names: they render a function's
 environment with `Model.environment(field=value, ...)`, which refuses fields the model lacks.
 """
@@ -12,11 +16,12 @@ environment with `Model.environment(field=value, ...)`, which refuses fields the
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from orderpipe_common.cassandra_backends import (
     KEYSPACES_PORT,
@@ -44,8 +49,19 @@ class SettingsError(RuntimeError):
     """The environment does not describe a working configuration."""
 
 
-class FunctionSettings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+class FunctionSettings(BaseModel):
+    # validate_default: a default is checked like a value from the environment.
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+    def __init__(self, **values: Any) -> None:
+        """Values given here win; every other field comes from the environment, else its default."""
+        super().__init__(**{**type(self).from_environment(os.environ), **values})
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> dict[str, str]:
+        """The values of this model's variables in `environ`, by field name."""
+        variables = {name.upper(): name for name in cls.model_fields}
+        return {variables[key.upper()]: value for key, value in environ.items() if key.upper() in variables}
 
     @classmethod
     def environment(cls, **values: Any) -> dict[str, str]:
@@ -98,8 +114,8 @@ class PowertoolsSettings(FunctionSettings):
 class CassandraSettings(FunctionSettings):
     # Which kind of Cassandra (orderpipe_common.cassandra_backends says what each accepts).
     cassandra_backend: Backend = "self-managed"
-    # NoDecode: the environment gives "host1,host2", not JSON. Astra takes none (the bundle names them).
-    cassandra_contact_points: Annotated[list[str], NoDecode] = Field(
+    # The environment gives "host1,host2" (or a JSON list). Astra takes none (the bundle names them).
+    cassandra_contact_points: list[str] = Field(
         default_factory=list, description="Comma-separated hosts, e.g. 10.0.1.5,10.0.2.5"
     )
     # None: the backend's port (9042 self-managed, 9142 Amazon Keyspaces); see `port`.

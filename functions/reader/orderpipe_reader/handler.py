@@ -26,7 +26,7 @@ from orderpipe_common.http import (
 from orderpipe_common.identity import SCOPE_READ, UnauthenticatedError, caller_from_event
 from orderpipe_common.model import UUID_TEXT_PATTERN, Order
 from orderpipe_common.observability import logger, metrics
-from orderpipe_common.per_process import per_process
+from orderpipe_common.per_process import init_done, per_process
 from orderpipe_common.settings import load
 from orderpipe_reader.cache import DynamoDbOrderCache
 from orderpipe_reader.logic import read_order
@@ -145,3 +145,6 @@ def handle_get_order(
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+init_done()

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
 from orderpipe_common.identity import PRODUCER_PATTERN
 from orderpipe_common.settings import CassandraSettings
@@ -20,7 +19,7 @@ class ReaderSettings(CassandraSettings):
     legacy_producer: str = Field(default="legacy", pattern=PRODUCER_PATTERN)
     # IAM mode: principals (role or user ARNs) that may read every producer's orders (JWT mode: the
     # orders/read-all scope). Comma-separated.
-    read_all_principals: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    read_all_principals: list[str] = Field(default_factory=list)
     # How long a GET may take before the reader gives up on Cassandra and answers 503 (and at most the
     # function's timeout minus half a second). Cache calls and the Cassandra read all fit in it.
     answer_budget_seconds: float = Field(default=2.0, gt=0, le=30)

@@ -14,7 +14,7 @@ from orderpipe_common.deadlines import Deadline, batch_reserve_seconds
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import Order
 from orderpipe_common.observability import REQUEST_ID_ATTRIBUTE, MetricUnit, logger, metrics, trace_root
-from orderpipe_common.per_process import per_process
+from orderpipe_common.per_process import init_done, per_process
 from orderpipe_common.settings import load
 from orderpipe_writer.logic import write_orders
 from orderpipe_writer.processor import ParseThenBulkProcessor, SqsRecord, process_partial_response
@@ -79,3 +79,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "batch done", extra={"records": len(records), "written": len(records) - failures, "failed": failures}
     )
     return dict(response)
+
+
+init_done()
