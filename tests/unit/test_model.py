@@ -380,3 +380,63 @@ def test_a_price_is_stored_and_answered_in_its_plain_spelling(sent: Any, stored:
 def test_an_integral_number_is_a_quantity() -> None:
     # JSON Schema counts 2.0 as an integer; the ingest parses it as Decimal("2.0")
     assert OrderRequest.model_validate(with_item(quantity=Decimal("2.0"))).items[0].quantity == 2
+
+
+def _price_outcome(adapter: Any, price: Any) -> Any:
+    try:
+        return str(adapter.validate_python(price))
+    except ValidationError as error:
+        return error.errors(include_url=False)
+
+
+def test_price_checks_answer_exactly_as_pydantics_field_constraints() -> None:
+    # Given pydantic's own constraints for a price (what the model declared before its single
+    # validator), and prices around every bound: negative, too large, too many digits or places,
+    # spellings with exponents and trailing zeros, numbers and text
+    from decimal import localcontext
+    from random import Random
+    from typing import Annotated
+
+    from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter
+
+    from orderpipe_common import model
+
+    def plain(price: Decimal) -> Decimal:
+        exponent = price.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if exponent > 0:
+            price = price.quantize(Decimal(1))
+        elif exponent < -model.PRICE_DECIMAL_PLACES:
+            price = price.quantize(Decimal("0.01"))
+        return price.copy_abs() if price.is_zero() else price
+
+    reference = TypeAdapter(
+        Annotated[
+            Decimal,
+            BeforeValidator(model._price_text_is_plain),
+            Field(
+                ge=Decimal("0"),
+                le=model.MAX_UNIT_PRICE,
+                max_digits=model.PRICE_MAX_DIGITS,
+                decimal_places=model.PRICE_DECIMAL_PLACES,
+                allow_inf_nan=False,
+            ),
+            AfterValidator(plain),
+        ]
+    )
+    shipped = TypeAdapter(model.UnitPrice)
+    rng = Random(16)
+    prices: list[Any] = [0, 1, -1, 10**10, 10**12, -(10**11), True, None, "19.99", "-1", "1e3", 1.5, -1.5]
+    prices += [Decimal(text) for text in ["NaN", "Infinity", "-0", "1E+10", "1E+2", "1.500", "1.005",
+               "-1.005", "9999999999.99", "9999999999.999", "12345678901.5", "1234567890.123", "0.00100",
+               "-1E+20", "1E+999999", "1E-999999", "100.000000", "-0E+5", "0E-10",
+               "1.0000000000000000000000000000001"]]  # fmt: skip
+    with localcontext() as context:
+        context.prec = 28
+        for _ in range(3_000):
+            digits = rng.randint(0, 10 ** rng.randint(1, 16))
+            prices.append(Decimal(f"{rng.choice(['', '-'])}{digits}E{rng.randint(-6, 4)}"))
+            prices.append(f"{rng.randint(0, 10**11)}.{rng.randint(0, 999)}")
+    # When both validate each of them
+    # Then the shipped price gives the same value, or the same errors (type, message, context)
+    assert [_price_outcome(shipped, p) for p in prices] == [_price_outcome(reference, p) for p in prices]
