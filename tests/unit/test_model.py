@@ -440,3 +440,46 @@ def test_price_checks_answer_exactly_as_pydantics_field_constraints() -> None:
     # When both validate each of them
     # Then the shipped price gives the same value, or the same errors (type, message, context)
     assert [_price_outcome(shipped, p) for p in prices] == [_price_outcome(reference, p) for p in prices]
+
+
+def _acceptance(accept: Any, payload: Any) -> Any:
+    try:
+        return wrap(accept(payload))
+    except ValidationError as error:
+        return error.errors(include_url=False)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        valid_payload(),
+        {"customer_id": "c", "currency": "EUR", "items": [{"sku": "A", "quantity": 1, "unit_price": 0}]},
+        with_item(unit_price=Decimal("1.500"), quantity=Decimal("2.0")),
+        valid_payload(currency="???", items=[{"sku": "", "quantity": 0, "unit_price": "-1"}]),
+        valid_payload(order_id=str(uuid.uuid4())),
+        valid_payload(producer="someone-else"),
+        valid_payload(accepted_at="2026-11-24T00:00:00Z"),
+        valid_payload(unknown=1),
+        {},
+        [valid_payload()],
+        "an order",
+        None,
+    ],
+    ids=lambda payload: json.dumps(payload, default=str)[:40],
+)
+def test_accepting_a_payload_is_accepting_its_validated_request(payload: Any) -> None:
+    # Given a moment and an order id, as the ingest passes them
+    moment = datetime(2026, 11, 24, 7, 30, 15, 123_987, tzinfo=UTC)
+    order_id = uuid.uuid4()
+    # When a payload is accepted in one validation, and the long way (request, then order)
+    fast = _acceptance(
+        lambda body: Order.accept_payload(body, producer="acme", now=moment, order_id=order_id), payload
+    )
+    slow = _acceptance(
+        lambda body: Order.accept(
+            OrderRequest.model_validate(body), producer="acme", now=moment, order_id=order_id
+        ),
+        payload,
+    )
+    # Then the queue gets the same envelope bytes, or the producer the same field errors
+    assert fast == slow

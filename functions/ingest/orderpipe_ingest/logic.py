@@ -24,7 +24,7 @@ from orderpipe_common.envelope import wrap
 from orderpipe_common.errors import DomainError
 from orderpipe_common.http import FieldError, field_errors
 from orderpipe_common.identity import Caller
-from orderpipe_common.model import MAX_ORDERS_PER_BATCH, Order, OrderRequest
+from orderpipe_common.model import MAX_ORDERS_PER_BATCH, Order
 from orderpipe_common.observability import MetricUnit, logger, metrics
 from orderpipe_common.per_process import per_process
 from orderpipe_ingest.publisher import SQS_BATCH_LIMIT, FailedEntry, QueuePublisher, QueueUnavailableError
@@ -53,16 +53,15 @@ def accept_order(
     order_id_seed: str | None = None,
 ) -> OrderAccepted:
     try:
-        request = OrderRequest.model_validate(payload)
+        order = Order.accept_payload(
+            payload,
+            producer=caller.producer,
+            now=now() if now else None,
+            order_id=derived_order_id(order_id_seed),
+        )
     except ValidationError:
         metrics.add_metric(name="OrdersRejected", unit=MetricUnit.Count, value=1)
         raise
-    order = Order.accept(
-        request,
-        producer=caller.producer,
-        now=now() if now else None,
-        order_id=derived_order_id(order_id_seed),
-    )
     publisher.send(wrap(order), group=caller.producer)
     metrics.add_metric(name="OrdersAccepted", unit=MetricUnit.Count, value=1)
     logger.info(
@@ -93,20 +92,18 @@ def accept_batch(
     valid: dict[int, Order] = {}
     for index, item in enumerate(orders):
         try:
-            request = OrderRequest.model_validate(item)
+            valid[index] = Order.accept_payload(
+                item,
+                producer=caller.producer,
+                now=now() if now else None,
+                order_id=derived_order_id(order_id_seed, index),
+            )
         except ValidationError as error:
             results[index] = BatchItemResult(
                 index=index,
                 status="rejected",
                 errors=[FieldError.model_validate(e) for e in field_errors(error)],
             )
-            continue
-        valid[index] = Order.accept(
-            request,
-            producer=caller.producer,
-            now=now() if now else None,
-            order_id=derived_order_id(order_id_seed, index),
-        )
 
     rejected = len(orders) - len(valid)
     if rejected:
