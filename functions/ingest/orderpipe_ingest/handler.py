@@ -208,16 +208,16 @@ def post_order() -> Response[OrderAccepted]:
         body=payload,
         operation=lambda body, deadline: accept_order(
             body, publisher.publisher_within(deadline), caller=caller, order_id_seed=seed
-        ).model_dump(mode="json"),
+        ),
+        answer_type=OrderAccepted,
         deadline=_deadline(),
     )
-    accepted = OrderAccepted.model_validate(answer)
-    return json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
+    return json_answer(HTTPStatus.ACCEPTED, answer, headers={"Location": f"/orders/{answer.order_id}"})
 
 
 def _accept_batch(
     body: Any, deadline: Deadline, *, caller: Caller, order_id_seed: str | None
-) -> dict[str, Any]:
+) -> BatchAccepted:
     config = settings.get_settings()
     return accept_batch(
         body,
@@ -226,7 +226,7 @@ def _accept_batch(
         max_send_attempts=config.batch_send_attempts,
         sleep=deadline.sleep,
         order_id_seed=order_id_seed,
-    ).model_dump(mode="json")
+    )
 
 
 @app.post(
@@ -277,9 +277,10 @@ def post_orders_batch() -> Response[BatchAccepted]:
         route=route,
         body=payload,
         operation=lambda body, deadline: _accept_batch(body, deadline, caller=caller, order_id_seed=seed),
+        answer_type=BatchAccepted,
         deadline=_deadline(),
     )
-    return json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))
+    return json_answer(HTTPStatus.ACCEPTED, answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
