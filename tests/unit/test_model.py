@@ -16,6 +16,7 @@ from orderpipe_common.envelope import (
     CURRENT_SCHEMA_VERSION,
     OrderEnvelopeV2,
     UnreadableMessageError,
+    ascii_json,
     parse_envelope,
     wrap,
 )
@@ -313,6 +314,35 @@ def test_every_character_of_free_text_reaches_the_queue_and_comes_back_the_same(
     for part in path:
         read_back = getattr(read_back, part)
     assert read_back == text
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        valid_payload(),
+        {"customer_id": "c", "currency": "EUR", "items": [{"sku": "A", "quantity": 1, "unit_price": 0}]},
+        with_text(("shipping_address", "name"), "x" + SQS_REFUSED + AWKWARD),
+    ],
+    ids=["complete", "minimal", "awkward-text"],
+)
+def test_the_queued_body_is_the_v2_envelope_models_own_json(payload: dict[str, Any]) -> None:
+    # Given an accepted order
+    order = Order.accept_payload(payload, producer="acme")
+    # When it is wrapped for the queue
+    body = wrap(order)
+    # Then the bytes are exactly the v2 envelope model's JSON (escaped to ASCII)
+    assert body == ascii_json(OrderEnvelopeV2(order=order).model_dump_json())
+    assert json.loads(body)["schema_version"] == CURRENT_SCHEMA_VERSION
+
+
+def test_an_order_without_its_producer_is_not_wrapped() -> None:
+    # Given an order built with no producer (as v1 envelopes carry them)
+    order = Order.accept(OrderRequest.model_validate(valid_payload()), producer="acme").model_copy(
+        update={"producer": None}
+    )
+    # When it is wrapped, Then it is refused: a v2 envelope names the producer
+    with pytest.raises(ValueError, match="producer"):
+        wrap(order)
 
 
 def test_an_envelope_written_before_the_escaping_is_still_read() -> None:
