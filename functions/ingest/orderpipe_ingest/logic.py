@@ -122,9 +122,11 @@ def accept_batch(
     enqueued = _send_all(
         publisher, pending, group=caller.producer, max_attempts=max_send_attempts, sleep=sleep
     )
+    accepted_ids: list[str] = []  # in index order, as `valid` was filled
     for index, order in valid.items():
         if str(index) in enqueued:
             results[index] = BatchItemResult(index=index, status="accepted", order_id=order.order_id)
+            accepted_ids.append(str(order.order_id))
         else:
             results[index] = BatchItemResult(index=index, status="failed")
 
@@ -136,7 +138,7 @@ def accept_batch(
         "orders accepted" if accepted else "batch processed",
         extra={
             **caller.audit(),
-            "order_ids": [str(valid[int(index)].order_id) for index in sorted(enqueued, key=int)],
+            "order_ids": accepted_ids,
             "size": len(orders),
             "accepted": accepted,
             "rejected": rejected,
