@@ -440,7 +440,7 @@ def test_price_checks_answer_exactly_as_pydantics_field_constraints() -> None:
             price = price.quantize(Decimal("0.01"))
         return price.copy_abs() if price.is_zero() else price
 
-    reference = TypeAdapter(
+    reference: TypeAdapter[Decimal] = TypeAdapter(
         Annotated[
             Decimal,
             BeforeValidator(model._price_text_is_plain),
@@ -454,7 +454,7 @@ def test_price_checks_answer_exactly_as_pydantics_field_constraints() -> None:
             AfterValidator(plain),
         ]
     )
-    shipped = TypeAdapter(model.UnitPrice)
+    shipped: TypeAdapter[Decimal] = TypeAdapter(model.UnitPrice)
     rng = Random(16)
     prices: list[Any] = [0, 1, -1, 10**10, 10**12, -(10**11), True, None, "19.99", "-1", "1e3", 1.5, -1.5]
     prices += [Decimal(text) for text in ["NaN", "Infinity", "-0", "1E+10", "1E+2", "1.500", "1.005",
