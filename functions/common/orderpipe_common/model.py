@@ -10,7 +10,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -50,8 +50,10 @@ def _known_currency(code: str) -> str:
 def _drop_sub_millisecond(moment: datetime) -> datetime:
     # Cassandra's timestamp type holds milliseconds: truncating here keeps the order identical
     # whether it is read back from the cache or from Cassandra.
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if moment.tzinfo is not UTC:  # already UTC: astimezone would only copy it
+        moment = moment.astimezone(UTC)
+    sub_millisecond = moment.microsecond % 1000
+    return moment.replace(microsecond=moment.microsecond - sub_millisecond) if sub_millisecond else moment
 
 
 # A UUID as text: the hyphenated 8-4-4-4-12 form, as order ids are written and read.
@@ -121,8 +123,9 @@ def _price(value: Any, parse: ValidatorFunctionWrapHandler) -> Decimal:
     """A price sent as text or as a JSON number (`parse` is pydantic's decimal validation)."""
     if isinstance(value, str):
         _price_text_is_plain(value)
-        # The pattern admits only prices within every bound, already in their plain spelling.
-        return cast(Decimal, parse(value))
+        # The pattern admits only prices within every bound, already in their plain spelling, that
+        # Decimal() reads exactly as pydantic would (it calls the same constructor).
+        return Decimal(value)
     return _valid_plain_price(parse(value))
 
 
