@@ -197,8 +197,9 @@ def _send_all(
 ) -> set[str]:
     """Send every entry (id -> body); return the ids SQS took.
 
-    The chunks of a round go out at once (a thread each, from the process's pool): a batch of 100
-    costs one SQS round trip, not ten in a row, within the request's deadline.
+    The chunks of a round go out at once (the first from the request's thread, the others a thread
+    each from the process's pool): a batch of 100 costs one SQS round trip, not ten in a row,
+    within the request's deadline.
     """
     enqueued: set[str] = set()
     for attempt in range(max_attempts):
@@ -206,10 +207,10 @@ def _send_all(
             sleep(_backoff(attempt))
         retry: dict[str, str] = {}
         chunks = [dict(chunk) for chunk in _chunks(list(pending.items()), SQS_BATCH_LIMIT)]
-        if len(chunks) == 1:
-            answers = [_send_chunk(publisher, chunks[0], group)]
-        else:
-            answers = list(_sender_pool().map(lambda entries: _send_chunk(publisher, entries, group), chunks))
+        # The request's thread sends the first chunk itself rather than waiting idle for the pool
+        # (one hand-over fewer: they cost the no-op-queue benchmark ~3 µs per order).
+        others = [_sender_pool().submit(_send_chunk, publisher, entries, group) for entries in chunks[1:]]
+        answers = [_send_chunk(publisher, chunks[0], group), *(sent.result() for sent in others)]
         queue_down = False
         for entries, failures in zip(chunks, answers, strict=True):
             if failures is None:
