@@ -22,13 +22,13 @@ from pydantic import ValidationError
 
 from orderpipe_common.envelope import wrap
 from orderpipe_common.errors import DomainError
-from orderpipe_common.http import FieldError, field_errors
+from orderpipe_common.http import field_errors
 from orderpipe_common.identity import Caller
 from orderpipe_common.model import MAX_ORDERS_PER_BATCH, Order
 from orderpipe_common.observability import MetricUnit, logger, metrics
 from orderpipe_common.per_process import per_process
 from orderpipe_ingest.publisher import SQS_BATCH_LIMIT, FailedEntry, QueuePublisher, QueueUnavailableError
-from orderpipe_ingest.responses import BatchAccepted, BatchItemResult, OrderAccepted
+from orderpipe_ingest.responses import BatchAccepted, OrderAccepted
 
 
 class BatchRejectedError(DomainError):
@@ -88,7 +88,8 @@ def accept_batch(
     """
     orders = _as_order_list(payload)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(orders))
-    results: dict[int, BatchItemResult] = {}
+    # Each index's BatchItemResult as data: the answer is validated once, at the end.
+    results: dict[int, dict[str, Any]] = {}
     valid: dict[int, Order] = {}
     for index, item in enumerate(orders):
         try:
@@ -99,11 +100,7 @@ def accept_batch(
                 order_id=derived_order_id(order_id_seed, index),
             )
         except ValidationError as error:
-            results[index] = BatchItemResult(
-                index=index,
-                status="rejected",
-                errors=[FieldError.model_validate(e) for e in field_errors(error)],
-            )
+            results[index] = {"index": index, "status": "rejected", "errors": field_errors(error)}
 
     rejected = len(orders) - len(valid)
     if rejected:
@@ -112,9 +109,9 @@ def accept_batch(
         raise BatchRejectedError(
             "no order in the batch is valid",
             fields=[
-                {**error.model_dump(), "field": f"{result.index}.{error.field}"}
-                for result in results.values()
-                for error in result.errors or []
+                {**error, "field": f"{index}.{error['field']}"}
+                for index, result in results.items()
+                for error in result["errors"]
             ],
         )
 
@@ -125,10 +122,10 @@ def accept_batch(
     accepted_ids: list[str] = []  # in index order, as `valid` was filled
     for index, order in valid.items():
         if str(index) in enqueued:
-            results[index] = BatchItemResult(index=index, status="accepted", order_id=order.order_id)
+            results[index] = {"index": index, "status": "accepted", "order_id": order.order_id}
             accepted_ids.append(str(order.order_id))
         else:
-            results[index] = BatchItemResult(index=index, status="failed")
+            results[index] = {"index": index, "status": "failed"}
 
     accepted = len(enqueued)
     failed = len(valid) - accepted
@@ -150,11 +147,13 @@ def accept_batch(
         )
     if failed:
         logger.warning("some orders of the batch were not enqueued", extra={"failed": failed})
-    return BatchAccepted(
-        accepted=accepted,
-        rejected=rejected,
-        failed=failed,
-        results=[results[index] for index in range(len(orders))],
+    return BatchAccepted.model_validate(
+        {
+            "accepted": accepted,
+            "rejected": rejected,
+            "failed": failed,
+            "results": [results[index] for index in range(len(orders))],
+        }
     )
 
 
