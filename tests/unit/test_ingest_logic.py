@@ -196,3 +196,33 @@ def test_a_producer_field_in_the_body_is_refused() -> None:
     with pytest.raises(ValidationError):
         accept_order({**order_payload(1), "producer": "someone-else"}, queue, caller=CALLER)
     assert queue.bodies == []
+
+
+def test_a_batch_queues_the_same_bytes_as_single_posts_and_the_long_way() -> None:
+    # Given two orders, a fixed moment and an idempotency seed (so that order ids are known)
+    from datetime import UTC, datetime
+
+    from orderpipe_common.envelope import wrap
+    from orderpipe_common.model import Order, OrderRequest
+    from orderpipe_ingest.logic import derived_order_id
+
+    moment = datetime(2026, 11, 24, 23, 0, 0, 123_456, tzinfo=UTC)
+    first, second = order_payload(31, with_address=True), order_payload(32)
+    batch_queue, single_queue = FakeQueue(), FakeQueue()
+    # When they are posted as a batch, and the first one on its own
+    accept_batch([first, second], batch_queue, caller=CALLER, now=lambda: moment, order_id_seed="seed")
+    accept_order(first, single_queue, caller=CALLER, now=lambda: moment, order_id_seed="seed")
+    # Then the batch's first message is the single POST's, byte for byte, and each message is what
+    # validating the request and then accepting it as an order gives
+    assert batch_queue.bodies[0] == single_queue.bodies[0]
+    assert batch_queue.bodies == [
+        wrap(
+            Order.accept(
+                OrderRequest.model_validate(payload),
+                producer=CALLER.producer,
+                now=moment,
+                order_id=derived_order_id("seed", index),
+            )
+        )
+        for index, payload in enumerate([first, second])
+    ]

@@ -16,6 +16,7 @@ from orderpipe_common.envelope import (
     CURRENT_SCHEMA_VERSION,
     OrderEnvelopeV2,
     UnreadableMessageError,
+    ascii_json,
     parse_envelope,
     wrap,
 )
@@ -163,11 +164,11 @@ def test_prices_within_bounds_are_accepted(price: Any) -> None:
 @pytest.mark.parametrize(
     ("price", "message"),
     [
-        (Decimal("1E+10"), "less than or equal to 9999999999.99"),
-        (Decimal("123456789012.5"), "less than or equal to 9999999999.99"),
-        (Decimal("9999999999.999"), "no more than 2 decimal places"),
+        (Decimal("1E+10"), "less than or equal to"),
+        (Decimal("123456789012.5"), "less than or equal to"),
+        (Decimal("9999999999.999"), "less than or equal to"),
         (Decimal("0.001"), "no more than 2 decimal places"),
-        (Decimal("-0.01"), "greater than or equal to 0"),
+        (Decimal("-0.01"), "greater than or equal to"),
     ],
 )
 def test_a_price_out_of_bounds_is_refused_with_the_bound_it_breaks(price: Decimal, message: str) -> None:
@@ -336,6 +337,35 @@ def test_every_character_of_free_text_reaches_the_queue_and_comes_back_the_same(
     assert read_back == text
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        valid_payload(),
+        {"customer_id": "c", "currency": "EUR", "items": [{"sku": "A", "quantity": 1, "unit_price": 0}]},
+        with_text(("shipping_address", "name"), "x" + SQS_REFUSED + AWKWARD),
+    ],
+    ids=["complete", "minimal", "awkward-text"],
+)
+def test_the_queued_body_is_the_v2_envelope_models_own_json(payload: dict[str, Any]) -> None:
+    # Given an accepted order
+    order = Order.accept_payload(payload, producer="acme")
+    # When it is wrapped for the queue
+    body = wrap(order)
+    # Then the bytes are exactly the v2 envelope model's JSON (escaped to ASCII)
+    assert body == ascii_json(OrderEnvelopeV2(order=order).model_dump_json())
+    assert json.loads(body)["schema_version"] == CURRENT_SCHEMA_VERSION
+
+
+def test_an_order_without_its_producer_is_not_wrapped() -> None:
+    # Given an order built with no producer (as v1 envelopes carry them)
+    order = Order.accept(OrderRequest.model_validate(valid_payload()), producer="acme").model_copy(
+        update={"producer": None}
+    )
+    # When it is wrapped, Then it is refused: a v2 envelope names the producer
+    with pytest.raises(ValueError, match="producer"):
+        wrap(order)
+
+
 def test_an_envelope_written_before_the_escaping_is_still_read() -> None:
     # Given a message an older ingest wrote: raw UTF-8 JSON, non-ASCII characters unescaped
     order = Order.accept(
@@ -401,3 +431,106 @@ def test_a_price_is_stored_and_answered_in_its_plain_spelling(sent: Any, stored:
 def test_an_integral_number_is_a_quantity() -> None:
     # JSON Schema counts 2.0 as an integer; the ingest parses it as Decimal("2.0")
     assert OrderRequest.model_validate(with_item(quantity=Decimal("2.0"))).items[0].quantity == 2
+
+
+def _price_outcome(adapter: Any, price: Any) -> Any:
+    try:
+        return str(adapter.validate_python(price))
+    except ValidationError as error:
+        return error.errors(include_url=False)
+
+
+def test_price_checks_answer_exactly_as_pydantics_field_constraints() -> None:
+    # Given pydantic's own constraints for a price (what the model declared before its single
+    # validator), and prices around every bound: negative, too large, too many digits or places,
+    # spellings with exponents and trailing zeros, numbers and text
+    from decimal import localcontext
+    from random import Random
+    from typing import Annotated
+
+    from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter
+
+    from orderpipe_common import model
+
+    def plain(price: Decimal) -> Decimal:
+        exponent = price.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if exponent > 0:
+            price = price.quantize(Decimal(1))
+        elif exponent < -model.PRICE_DECIMAL_PLACES:
+            price = price.quantize(Decimal("0.01"))
+        return price.copy_abs() if price.is_zero() else price
+
+    reference: TypeAdapter[Decimal] = TypeAdapter(
+        Annotated[
+            Decimal,
+            BeforeValidator(model._price_text_is_plain),
+            Field(
+                ge=Decimal("0"),
+                le=model.MAX_UNIT_PRICE,
+                max_digits=model.PRICE_MAX_DIGITS,
+                decimal_places=model.PRICE_DECIMAL_PLACES,
+                allow_inf_nan=False,
+            ),
+            AfterValidator(plain),
+        ]
+    )
+    shipped: TypeAdapter[Decimal] = TypeAdapter(model.UnitPrice)
+    rng = Random(16)
+    prices: list[Any] = [0, 1, -1, 10**10, 10**12, -(10**11), True, None, "19.99", "-1", "1e3", 1.5, -1.5]
+    prices += [Decimal(text) for text in ["NaN", "Infinity", "-0", "1E+10", "1E+2", "1.500", "1.005",
+               "-1.005", "9999999999.99", "9999999999.999", "12345678901.5", "1234567890.123", "0.00100",
+               "-1E+20", "1E+999999", "1E-999999", "100.000000", "-0E+5", "0E-10",
+               "1.0000000000000000000000000000001"]]  # fmt: skip
+    with localcontext() as context:
+        context.prec = 28
+        for _ in range(3_000):
+            digits = rng.randint(0, 10 ** rng.randint(1, 16))
+            prices.append(Decimal(f"{rng.choice(['', '-'])}{digits}E{rng.randint(-6, 4)}"))
+            prices.append(f"{rng.randint(0, 10**11)}.{rng.randint(0, 999)}")
+    # When both validate each of them
+    # Then the shipped price gives the same value, or the same errors (type, message, context)
+    assert [_price_outcome(shipped, p) for p in prices] == [_price_outcome(reference, p) for p in prices]
+
+
+def _acceptance(accept: Any, payload: Any) -> Any:
+    try:
+        return wrap(accept(payload))
+    except ValidationError as error:
+        return error.errors(include_url=False)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        valid_payload(),
+        {"customer_id": "c", "currency": "EUR", "items": [{"sku": "A", "quantity": 1, "unit_price": 0}]},
+        with_item(unit_price=Decimal("1.500"), quantity=Decimal("2.0")),
+        valid_payload(currency="???", items=[{"sku": "", "quantity": 0, "unit_price": "-1"}]),
+        valid_payload(order_id=str(uuid.uuid4())),
+        valid_payload(producer="someone-else"),
+        valid_payload(accepted_at="2026-11-24T00:00:00Z"),
+        valid_payload(unknown=1),
+        {},
+        [valid_payload()],
+        "an order",
+        None,
+    ],
+    ids=lambda payload: json.dumps(payload, default=str)[:40],
+)
+def test_accepting_a_payload_is_accepting_its_validated_request(payload: Any) -> None:
+    # Given a moment and an order id, as the ingest passes them
+    moment = datetime(2026, 11, 24, 7, 30, 15, 123_987, tzinfo=UTC)
+    order_id = uuid.uuid4()
+    # When a payload is accepted in one validation, and the long way (request, then order)
+    fast = _acceptance(
+        lambda body: Order.accept_payload(body, producer="acme", now=moment, order_id=order_id), payload
+    )
+    slow = _acceptance(
+        lambda body: Order.accept(
+            OrderRequest.model_validate(body), producer="acme", now=moment, order_id=order_id
+        ),
+        payload,
+    )
+    # Then the queue gets the same envelope bytes, or the producer the same field errors
+    assert fast == slow

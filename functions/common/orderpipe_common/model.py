@@ -20,9 +20,12 @@ from pydantic import (
     Field,
     JsonValue,
     StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from orderpipe_common.currencies import ISO_4217_CODES
 from orderpipe_common.identity import PRODUCER_PATTERN
@@ -47,8 +50,10 @@ def _known_currency(code: str) -> str:
 def _drop_sub_millisecond(moment: datetime) -> datetime:
     # Cassandra's timestamp type holds milliseconds: truncating here keeps the order identical
     # whether it is read back from the cache or from Cassandra.
-    moment = moment.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    if moment.tzinfo is not UTC:  # already UTC: astimezone would only copy it
+        moment = moment.astimezone(UTC)
+    sub_millisecond = moment.microsecond % 1000
+    return moment.replace(microsecond=moment.microsecond - sub_millisecond) if sub_millisecond else moment
 
 
 # A UUID as text: the hyphenated 8-4-4-4-12 form, as order ids are written and read.
@@ -64,6 +69,9 @@ MAX_UNIT_PRICE = (
 )
 _PRICE_TEXT = re.compile(PRICE_TEXT_PATTERN)
 _PRICE_STEP = Decimal(10) ** -PRICE_DECIMAL_PLACES
+# The bounds as pydantic's own `ge`/`le` errors name them (their context holds the repr).
+_PRICE_GE_TEXT = repr(Decimal("0"))
+_PRICE_LE_TEXT = repr(MAX_UNIT_PRICE)
 
 
 def _price_text_is_plain(value: Any) -> Any:
@@ -76,16 +84,49 @@ def _price_text_is_plain(value: Any) -> Any:
     return value
 
 
-def _plain_price(price: Decimal) -> Decimal:
+def _digits_places_exponent(price: Decimal) -> tuple[int, int, int]:
+    # Digits and places as pydantic counts them for max_digits / decimal_places: 1.230 has 4 digits
+    # and 3 places, 12E+2 has 4 digits and 0 places, 0.0123 has 4 digits and 4 places.
+    _, digits, exponent = price.as_tuple()
+    assert isinstance(exponent, int)  # finite: the decimal schema refuses NaN and infinities
+    if exponent >= 0:
+        return len(digits) + exponent, 0, exponent
+    return max(len(digits), -exponent), -exponent, exponent
+
+
+def _valid_plain_price(price: Decimal) -> Decimal:
+    """What `Field(ge=0, le=MAX_UNIT_PRICE, max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMAL_PLACES)`
+    checks, in pydantic's order and with its errors, then the price's plain spelling.
+
+    In one Python call: after a validator function pydantic runs those constraints as five Python
+    validators, which were a quarter of validating an order (docs/benchmarks.md, ingest_cpu).
+    """
+    if not price >= 0:
+        raise PydanticKnownError("greater_than_equal", {"ge": _PRICE_GE_TEXT})
+    if not price <= MAX_UNIT_PRICE:
+        raise PydanticKnownError("less_than_equal", {"le": _PRICE_LE_TEXT})
+    digits, places, exponent = _digits_places_exponent(price)
+    if digits > PRICE_MAX_DIGITS and _digits_places_exponent(price.normalize())[0] > PRICE_MAX_DIGITS:
+        raise PydanticKnownError("decimal_max_digits", {"max_digits": PRICE_MAX_DIGITS})
+    if places > PRICE_DECIMAL_PLACES and _digits_places_exponent(price.normalize())[1] > PRICE_DECIMAL_PLACES:
+        raise PydanticKnownError("decimal_max_places", {"decimal_places": PRICE_DECIMAL_PLACES})
     # One spelling per amount in the stored order and in answers, the one the document's pattern
     # shows: a JSON number 1E+2 is 100, 1.500 is 1.50, -0 is 0.
-    exponent = price.as_tuple().exponent
-    assert isinstance(exponent, int)  # finite: allow_inf_nan=False ran first
     if exponent > 0:
         price = price.quantize(Decimal(1))
-    elif exponent < -PRICE_DECIMAL_PLACES:
+    elif places > PRICE_DECIMAL_PLACES:
         price = price.quantize(_PRICE_STEP)
     return price.copy_abs() if price.is_zero() else price
+
+
+def _price(value: Any, parse: ValidatorFunctionWrapHandler) -> Decimal:
+    """A price sent as text or as a JSON number (`parse` is pydantic's decimal validation)."""
+    if isinstance(value, str):
+        _price_text_is_plain(value)
+        # The pattern admits only prices within every bound, already in their plain spelling, that
+        # Decimal() reads exactly as pydantic would (it calls the same constructor).
+        return Decimal(value)
+    return _valid_plain_price(parse(value))
 
 
 def _integral_number(value: Any) -> Any:
@@ -115,21 +156,16 @@ CurrencyCode = Annotated[
     Field(description="ISO 4217 alphabetic code", json_schema_extra={"enum": sorted(ISO_4217_CODES)}),
 ]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+# The bounds are checked by `_price` and documented by the JSON schema below (the le bound
+# matters: max_digits alone lets 1E+10 through, digits are counted normalized).
 UnitPrice = Annotated[
     Decimal,
-    # The bounds come first so that pydantic-core checks them on the decimal itself; after a
-    # validator function they would run as Python functions (a fifth of the writer's CPU per order
-    # went to them). le and decimal_places bound the digits too: at most 10 before the point, 2 after.
+    Field(allow_inf_nan=False),
+    WrapValidator(_price),
     Field(
-        ge=Decimal("0"),
-        le=MAX_UNIT_PRICE,
-        decimal_places=PRICE_DECIMAL_PLACES,
-        allow_inf_nan=False,
         description="Price of one unit, at most 2 decimal places: a JSON number or a string of digits "
         '("19.99"). Answers give it as a string.',
     ),
-    BeforeValidator(_price_text_is_plain),
-    AfterValidator(_plain_price),
     WithJsonSchema(
         {
             "anyOf": [
@@ -249,5 +285,39 @@ class Order(OrderRequest):
             producer=producer,
         )
 
+    @classmethod
+    def accept_payload(
+        cls,
+        payload: Any,
+        *,
+        producer: str,
+        now: datetime | None = None,
+        order_id: uuid.UUID | None = None,
+    ) -> Order:
+        """`accept(OrderRequest.model_validate(payload), ...)`, validating the payload once.
+
+        Raises OrderRequest's ValidationError (what the producer sent is answered as a request).
+        """
+        # A JSON object that names no server-assigned field is validated as the order it becomes,
+        # server fields added (building the order from a validated request cost nearly as much as
+        # validating it); anything else, or any error, goes the long way for OrderRequest's errors.
+        if type(payload) is dict and _SERVER_ASSIGNED.isdisjoint(payload):
+            try:
+                return cls.model_validate(
+                    {
+                        **payload,
+                        "order_id": order_id or uuid.uuid4(),
+                        "accepted_at": now or datetime.now(UTC),
+                        "producer": producer,
+                    }
+                )
+            except ValidationError:
+                pass
+        return cls.accept(OrderRequest.model_validate(payload), producer=producer, now=now, order_id=order_id)
+
     def total(self) -> Decimal:
         return sum((item.unit_price * item.quantity for item in self.items), Decimal("0"))
+
+
+# What the server adds to a request to make it an order (a producer may not send them).
+_SERVER_ASSIGNED = frozenset(Order.model_fields) - frozenset(OrderRequest.model_fields)

@@ -42,6 +42,7 @@ from orderpipe_common.model import (
     OrderRequest,
 )
 from orderpipe_common.observability import logger, metrics
+from orderpipe_common.per_process import init_done
 from orderpipe_ingest import idempotency, publisher, settings
 from orderpipe_ingest.logic import BatchRejectedError, accept_batch, accept_order
 from orderpipe_ingest.publisher import QueueUnavailableError
@@ -208,16 +209,16 @@ def post_order() -> Response[OrderAccepted]:
         body=payload,
         operation=lambda body, deadline: accept_order(
             body, publisher.publisher_within(deadline), caller=caller, order_id_seed=seed
-        ).model_dump(mode="json"),
+        ),
+        answer_type=OrderAccepted,
         deadline=_deadline(),
     )
-    accepted = OrderAccepted.model_validate(answer)
-    return json_answer(HTTPStatus.ACCEPTED, accepted, headers={"Location": f"/orders/{accepted.order_id}"})
+    return json_answer(HTTPStatus.ACCEPTED, answer, headers={"Location": f"/orders/{answer.order_id}"})
 
 
 def _accept_batch(
     body: Any, deadline: Deadline, *, caller: Caller, order_id_seed: str | None
-) -> dict[str, Any]:
+) -> BatchAccepted:
     config = settings.get_settings()
     return accept_batch(
         body,
@@ -226,7 +227,7 @@ def _accept_batch(
         max_send_attempts=config.batch_send_attempts,
         sleep=deadline.sleep,
         order_id_seed=order_id_seed,
-    ).model_dump(mode="json")
+    )
 
 
 @app.post(
@@ -277,12 +278,16 @@ def post_orders_batch() -> Response[BatchAccepted]:
         route=route,
         body=payload,
         operation=lambda body, deadline: _accept_batch(body, deadline, caller=caller, order_id_seed=seed),
+        answer_type=BatchAccepted,
         deadline=_deadline(),
     )
-    return json_answer(HTTPStatus.ACCEPTED, BatchAccepted.model_validate(answer))
+    return json_answer(HTTPStatus.ACCEPTED, answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+init_done()

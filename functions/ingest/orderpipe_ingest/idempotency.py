@@ -33,6 +33,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
+from pydantic import BaseModel
 
 from orderpipe_common.aws_calls import client_within
 from orderpipe_common.deadlines import Deadline
@@ -56,8 +57,8 @@ IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 # One DynamoDB call at most (the in-progress write, the final update or delete).
 IDEMPOTENCY_CALL_SECONDS = 1.0
 
-# The guarded work: the request body and the deadline it must finish by.
-Operation = Callable[[Any, Deadline], dict[str, Any]]
+# The guarded work: the request body and the deadline it must finish by -> the answer.
+type Operation[A: BaseModel] = Callable[[Any, Deadline], A]
 
 
 class InvalidIdempotencyKeyError(DomainError):
@@ -144,16 +145,21 @@ def order_id_seed(*, key: str | None, producer: str, route: str, body: Any) -> s
     return f"{producer}\n{route}\n{key}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
 
 
-def run_idempotently(
+def run_idempotently[A: BaseModel](
     *,
     key: str | None,
     producer: str,
     route: str,
     body: Any,
-    operation: Operation,
+    operation: Operation[A],
+    answer_type: type[A],
     deadline: Deadline,
-) -> dict[str, Any]:
-    """`operation(body, deadline)`, or with a key, the stored answer of this producer's earlier success with it."""
+) -> A:
+    """`operation(body, deadline)`, or with a key, the stored answer of this producer's earlier success with it.
+
+    Answers are stored as JSON (`answer_type`'s dump) and validated back only when replayed: the
+    answer of an operation run by this request is returned as it is.
+    """
     if key is None:
         return operation(body, deadline)
     idempotent = _idempotent()
@@ -161,14 +167,14 @@ def run_idempotently(
     idempotent.persistence.client = _dynamodb_client(deadline.within(call_seconds))
     # The in-progress record expires at the deadline (a request that could not clean up frees its key).
     idempotent.config.register_lambda_context(deadline.as_context())  # type: ignore[arg-type]
-    answered: list[dict[str, Any]] = []
+    answered: list[A] = []
 
     def guarded(request_body: Any) -> dict[str, Any]:
         answered.append(operation(request_body, deadline.earlier_by(call_seconds)))
-        return answered[-1]
+        return answered[-1].model_dump(mode="json")
 
     try:
-        return idempotent.run(
+        stored = idempotent.run(
             request={"producer": producer, "route": route, "key": key, "body": body}, operation=guarded
         )
     except IdempotencyPersistenceLayerError as error:
@@ -196,3 +202,5 @@ def run_idempotently(
         raise RequestInProgressError(
             f"a request with this {IDEMPOTENCY_HEADER} is still in progress"
         ) from None
+    # Run here: this request's own answer; else the earlier success's, replayed.
+    return answered[-1] if answered else answer_type.model_validate(stored)
