@@ -147,6 +147,51 @@ def test_entries_refused_by_sender_fault_are_not_retried() -> None:
     assert [r.status for r in answer.results] == ["accepted", "failed"]
 
 
+class AnswerLostQueue(FakeQueue):
+    """Takes every message, but the answer to the first call holding `lost_entry` never arrives
+    (a read timeout or a reset after SQS queued the chunk)."""
+
+    def __init__(self, lost_entry: str) -> None:
+        super().__init__()
+        self.lost_entry = lost_entry
+        self.answer_lost = False
+
+    def send_batch(self, entries: Mapping[str, str], *, group: str | None = None) -> Sequence[FailedEntry]:
+        failed = super().send_batch(entries, group=group)
+        if self.lost_entry in entries and not self.answer_lost:
+            self.answer_lost = True
+            raise QueueUnavailableError("read timeout")
+        return failed
+
+
+def test_a_keyed_batch_whose_queue_call_went_unanswered_is_refused_and_its_retry_stores_no_order_twice() -> (
+    None
+):
+    # Given a keyed batch of 15 whose second chunk (orders 10-14) is queued but its call unanswered
+    queue = AnswerLostQueue(lost_entry="10")
+    orders = [order_payload(i) for i in range(15)]
+    # When it is sent, Then the whole request is refused as worth retrying
+    with pytest.raises(QueueUnavailableError, match="same Idempotency-Key"):
+        batch(orders, queue, order_id_seed="seed-1")
+    # When the producer sends the same request again (the same key and body give the same seed)
+    answer = batch(orders, queue, order_id_seed="seed-1")
+    # Then every order is accepted, and every copy on the queue carries one of those 15 ids
+    assert answer.accepted == 15
+    accepted_ids = {result.order_id for result in answer.results}
+    assert len(accepted_ids) == 15
+    assert len(queue.bodies) == 30
+    assert {parse_envelope(body).order_id for body in queue.bodies} == accepted_ids
+
+
+def test_an_unkeyed_batch_whose_queue_call_went_unanswered_answers_those_orders_failed() -> None:
+    # Given a batch without a key (its order ids are random: repeating it would store copies)
+    queue = AnswerLostQueue(lost_entry="10")
+    # When the second chunk's call goes unanswered
+    answer = batch([order_payload(i) for i in range(15)], queue)
+    # Then the orders of the answered chunk are accepted and the others reported failed
+    assert [result.status for result in answer.results] == ["accepted"] * 10 + ["failed"] * 5
+
+
 def test_backoff_between_retry_rounds_is_bounded() -> None:
     waits: list[float] = []
     queue = FakeQueue(fail_entries_for_calls=100)

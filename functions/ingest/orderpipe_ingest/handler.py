@@ -8,7 +8,8 @@ Batch endpoint: the body is a JSON array of 1..MAX_ORDERS_PER_BATCH orders. Answ
 - `202` when at least one order was accepted: per-index results (`accepted` with `order_id`,
   `rejected` with field errors, `failed` when the queue did not take a valid order).
 - `422` when no order is valid (each error names `<index>.<field>`), or the body is not an array.
-- `503` + `Retry-After` when valid orders exist but the queue took none of them.
+- `503` + `Retry-After` when valid orders exist but the queue took none of them, or (with an
+  Idempotency-Key) a queue call went unanswered: the same request again keeps every order's id.
 """
 
 from __future__ import annotations
@@ -251,8 +252,10 @@ def _accept_batch(
             descriptions={
                 422: "The body is not an array of 1-100 items, or no order is valid "
                 "(`error.fields` names `<index>.<field>`). Nothing was enqueued.",
-                503: "The queue took none of the valid orders; nothing was accepted. "
-                "Retry after `Retry-After` seconds.",
+                503: "The queue took none of the valid orders; nothing was accepted. Or, with an "
+                "`Idempotency-Key`, a call to the queue went unanswered, so some orders may be queued: "
+                "send the same request again (same key and body) after `Retry-After` seconds; every "
+                "order keeps its id and none is stored twice.",
             },
         ),
     },

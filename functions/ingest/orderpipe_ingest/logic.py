@@ -84,7 +84,9 @@ def accept_batch(
 
     Entries SQS reports as Failed are sent again (up to `max_send_attempts` rounds, with jittered
     exponential backoff); an order is `accepted` only once SQS has it. Raises BatchRejectedError when no
-    order is valid, QueueUnavailableError when valid orders exist but none reached the queue.
+    order is valid, QueueUnavailableError when valid orders exist but none reached the queue, or, for
+    a keyed request (`order_id_seed`), when a call went unanswered (its orders may be queued: the
+    request is to be repeated as it is, not re-sent in part under new ids).
     """
     orders = _as_order_list(payload)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(orders))
@@ -116,9 +118,23 @@ def accept_batch(
         )
 
     pending = {str(index): wrap(order) for index, order in valid.items()}
-    enqueued = _send_all(
+    enqueued, unanswered = _send_all(
         publisher, pending, group=caller.producer, max_attempts=max_send_attempts, sleep=sleep
     )
+    if unanswered and order_id_seed is not None:
+        # A SendMessageBatch call that failed as a whole (a timeout, a reset) may have queued its
+        # orders all the same. Answering them `failed` would have the producer send them again as a
+        # new request, under new ids: stored twice. With a key, the whole request is safe to repeat
+        # (the same key and body derive the same id for every order, and the writer stores an id
+        # once), so it is answered 503 and the idempotency layer lets the retry run it again.
+        logger.warning(
+            "the queue did not answer for some orders of a keyed batch; asking for the request again",
+            extra={**caller.audit(), "unanswered": len(unanswered), "enqueued": len(enqueued)},
+        )
+        raise QueueUnavailableError(
+            "the order queue did not answer for some orders of the batch; send the same request again "
+            "(same Idempotency-Key and body: every order keeps its id, none is stored twice)"
+        )
     accepted_ids: list[str] = []  # in index order, as `valid` was filled
     for index, order in valid.items():
         if str(index) in enqueued:
@@ -193,14 +209,16 @@ def _send_all(
     group: str,
     max_attempts: int,
     sleep: Callable[[float], None],
-) -> set[str]:
-    """Send every entry (id -> body); return the ids SQS took.
+) -> tuple[set[str], set[str]]:
+    """Send every entry (id -> body); return the ids SQS took, and the ids of calls that failed as a
+    whole (no answer: SQS may or may not have them).
 
     The chunks of a round go out at once (the first from the request's thread, the others a thread
     each from the process's pool): a batch of 100 costs one SQS round trip, not ten in a row,
     within the request's deadline.
     """
     enqueued: set[str] = set()
+    unanswered: set[str] = set()
     for attempt in range(max_attempts):
         if attempt:
             sleep(_backoff(attempt))
@@ -214,6 +232,7 @@ def _send_all(
         for entries, failures in zip(chunks, answers, strict=True):
             if failures is None:
                 queue_down = True
+                unanswered.update(entries)
                 continue
             failed_ids = {failure.entry_id for failure in failures}
             enqueued.update(entry_id for entry_id in entries if entry_id not in failed_ids)
@@ -225,14 +244,14 @@ def _send_all(
         if (
             queue_down
         ):  # the publisher already retried within the deadline: do not hammer a queue that is down
-            return enqueued
+            return enqueued, unanswered
         if not retry:
             break
         logger.info(
             "retrying entries the queue failed", extra={"entries": len(retry), "attempt": attempt + 1}
         )
         pending = retry
-    return enqueued
+    return enqueued, unanswered
 
 
 def _send_chunk(
