@@ -133,11 +133,15 @@ class _Environment:
         self.process = process
         self.connection = connection
 
-    def discard(self) -> None:
+    def stop(self) -> None:
+        """Ask the environment to end, and end it if it does not (stuck, or already dead)."""
+        with contextlib.suppress(OSError):
+            self.connection.send(None)
         self.connection.close()
+        self.process.join(timeout=5)
         if self.process.is_alive():
             self.process.kill()
-        self.process.join(timeout=5)
+            self.process.join(timeout=5)
 
 
 class LocalFunction:
@@ -182,7 +186,7 @@ class LocalFunction:
         try:
             ours.recv()  # its pid once the handler is imported
         except (EOFError, OSError):
-            environment.discard()
+            environment.stop()
             raise BrokenProcessPool(f"{self.name}: an execution environment died while starting") from None
         return environment
 
@@ -196,7 +200,7 @@ class LocalFunction:
                     if environment.process.is_alive():
                         return environment
                     self._all.remove(environment)  # died while idle: Lambda would start a new one
-                    environment.discard()
+                    environment.stop()
                     continue
                 if len(self._all) + self._starting < self.concurrency:
                     self._starting += 1
@@ -217,13 +221,17 @@ class LocalFunction:
 
     def _release(self, environment: _Environment, *, broken: bool) -> None:
         with self._available:
-            if broken or self._closed:
+            retire = broken or self._closed
+            if retire:
                 self._all.remove(environment)
             else:
                 self._idle.append(environment)
-            self._available.notify()
-        if broken:
-            environment.discard()
+            if self._closed:
+                self._available.notify_all()  # close() waits for the running invocations too
+            else:
+                self._available.notify()
+        if retire:
+            environment.stop()
 
     def warm_up(self) -> None:
         """Start every environment now, side by side (cold starts happen here, not on the first requests)."""
@@ -280,11 +288,8 @@ class LocalFunction:
         with self._available:
             self._closed = True
             deadline = time.monotonic() + self.timeout_seconds + 5
-            while len(self._idle) < len(self._all) and time.monotonic() < deadline:
+            while (len(self._idle) < len(self._all) or self._starting) and time.monotonic() < deadline:
                 self._available.wait(timeout=max(0.0, deadline - time.monotonic()))
             environments, self._idle, self._all = list(self._idle), [], []
         for environment in environments:
-            with contextlib.suppress(OSError):
-                environment.connection.send(None)
-            environment.process.join(timeout=5)
-            environment.discard()
+            environment.stop()
