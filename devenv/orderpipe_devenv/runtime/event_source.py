@@ -5,6 +5,11 @@ has `batch_size` or `batching_window_seconds` passed since its first message; th
 real SQS event; only the records not named in `batchItemFailures` are deleted. The others come back
 after the visibility timeout, and the queue's redrive policy moves them to the DLQ after
 maxReceiveCount receives. A handler that raises counts as every record failed.
+
+As on Lambda, the pollers keep gathering while earlier batches are being invoked (at most
+`max_concurrency` writer invocations at once): a poller that also waited for its invocation and its
+deletes left the queue unread meanwhile, and the orders arriving then waited that long beyond the
+window.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +28,10 @@ log = logging.getLogger("orderpipe.event_source")
 
 SQS_MAX_MESSAGES_PER_RECEIVE = 10
 SQS_MAX_ENTRIES_PER_DELETE = 10
+# Within a batching window, the pause after a receive that did not fill up: at most ~4 receives per
+# second per poller while the queue trickles (each is a full API call for the SQS server), and no
+# added latency (the batch goes out at the window's end, after one last receive).
+WINDOW_RECEIVE_INTERVAL_SECONDS = 0.25
 
 
 @dataclass
@@ -68,6 +78,12 @@ class SqsEventSource:
         self._poll_wait_seconds = poll_wait_seconds
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The mapping's maximum concurrency: invocations in flight; a poller with a gathered batch
+        # waits for a free one (holding its messages in flight, as Lambda's poller does).
+        self._invocation_slots = threading.BoundedSemaphore(max_concurrency)
+        self._invoker = ThreadPoolExecutor(
+            max_workers=max_concurrency, thread_name_prefix="event-source-invoke"
+        )
         self.stats = EventSourceStats()
 
     def start(self) -> None:
@@ -80,6 +96,7 @@ class SqsEventSource:
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=30)
+        self._invoker.shutdown(wait=True)  # the batches already gathered are still delivered
 
     def _receive(self, count: int, wait_seconds: int) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
@@ -95,26 +112,32 @@ class SqsEventSource:
         messages: list[dict[str, Any]] = []
         deadline: float | None = None
         while not self._stopping.is_set() and len(messages) < self._batch_size:
+            wanted = min(SQS_MAX_MESSAGES_PER_RECEIVE, self._batch_size - len(messages))
             if deadline is None:
-                received = self._receive(self._batch_size, self._poll_wait_seconds)
+                received = self._receive(wanted, self._poll_wait_seconds)
                 if received:
                     deadline = time.monotonic() + self._window
-            else:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                # Long-poll through the window rather than polling at a fixed rate: an empty receive
-                # is a full API call for the SQS server, and 5 pollers at 20 Hz were ~100 calls/s of
-                # pure overhead once the queue drained (docs/benchmarks.md). Whole seconds only (an
-                # SQS rule); the last fraction of a second is slept out, then one final receive.
-                wait = int(remaining)
-                received = self._receive(self._batch_size - len(messages), wait)
-                if not received and not wait:
-                    self._stopping.wait(remaining)
-                    received = self._receive(self._batch_size - len(messages), 0)
+                messages.extend(received)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                # The window is over: take what is there now, up to the batch size, and deliver.
+                while len(messages) < self._batch_size:
+                    wanted = min(SQS_MAX_MESSAGES_PER_RECEIVE, self._batch_size - len(messages))
+                    received = self._receive(wanted, 0)
                     messages.extend(received)
-                    break
+                    if len(received) < wanted:
+                        break
+                break
+            # Keep receiving through the whole window, as Lambda's pollers do: a poller that slept out
+            # its window after one empty receive left every order that arrived meanwhile in the queue
+            # for the next window (up to twice the window, POST -> readable). An SQS long poll takes
+            # whole seconds and returns on the first message, so within the window it is a receive of
+            # what is there, and a short pause after a partial one rather than a call after call.
+            received = self._receive(wanted, 0)
             messages.extend(received)
+            if len(received) < wanted:
+                self._stopping.wait(min(remaining, WINDOW_RECEIVE_INTERVAL_SECONDS))
         return messages
 
     def _poll(self) -> None:
@@ -122,10 +145,24 @@ class SqsEventSource:
             try:
                 messages = self._gather_batch()
                 if messages:
-                    self._deliver(messages)
+                    self._invocation_slots.acquire()
+                    try:
+                        self._invoker.submit(self._deliver_in_slot, messages)
+                    except BaseException:
+                        self._invocation_slots.release()
+                        raise
             except Exception:
                 log.exception("event source poll failed; retrying in 1 s")
                 self._stopping.wait(1)
+
+    def _deliver_in_slot(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._deliver(messages)
+        except Exception:
+            # Not deleted: the messages come back after the visibility timeout.
+            log.exception("delivering a batch of %d failed", len(messages))
+        finally:
+            self._invocation_slots.release()
 
     def _deliver(self, messages: list[dict[str, Any]]) -> None:
         event = sqs_event_from_messages(messages, queue_arn=self._queue_arn)
