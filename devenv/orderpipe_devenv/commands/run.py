@@ -61,7 +61,12 @@ def register(subparsers: Any) -> None:
         default=[],
         help="override a pipeline setting shared with the stack, e.g. writer_batch_size=50 (repeatable)",
     )
-    parser.add_argument("--ingest-concurrency", type=int, default=2, help="ingest execution environments")
+    parser.add_argument(
+        "--ingest-concurrency",
+        type=int,
+        default=4,
+        help="ingest execution environments (Lambda scales them; 2 capped single POSTs near 130/s here)",
+    )
     parser.add_argument("--reader-concurrency", type=int, default=2, help="reader execution environments")
     parser.add_argument(
         "--cassandra-source",
