@@ -228,10 +228,8 @@ def _send_all(
         # (one hand-over fewer: they cost the no-op-queue benchmark ~3 µs per order).
         others = [_sender_pool().submit(_send_chunk, publisher, entries, group) for entries in chunks[1:]]
         answers = [_send_chunk(publisher, chunks[0], group), *(sent.result() for sent in others)]
-        queue_down = False
         for entries, failures in zip(chunks, answers, strict=True):
             if failures is None:
-                queue_down = True
                 unanswered.update(entries)
                 continue
             failed_ids = {failure.entry_id for failure in failures}
@@ -242,7 +240,7 @@ def _send_all(
                 else:
                     retry[failure.entry_id] = entries[failure.entry_id]
         if (
-            queue_down
+            unanswered
         ):  # the publisher already retried within the deadline: do not hammer a queue that is down
             return enqueued, unanswered
         if not retry:
