@@ -13,15 +13,25 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 from cassandra.query import ValueSequence
 
+from orderpipe_authorizer import handler as authorizer
 from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.identity import SCOPE_WRITE, authorizer_context
 from orderpipe_common.model import Order
+from orderpipe_common.tables import (
+    PRODUCER_ACTIVE,
+    PRODUCERS_NAME_ATTRIBUTE,
+    PRODUCERS_PARTITION_KEY,
+    PRODUCERS_STATUS_ATTRIBUTE,
+    PRODUCERS_USAGE_KEY_ATTRIBUTE,
+)
 from orderpipe_common.tuning import DEFAULT_TUNING
+from orderpipe_devenv.aws.identity import create_producers_table
 from orderpipe_devenv.aws.resources import Table
 from orderpipe_devenv.lambda_events import (
     LocalLambdaContext,
@@ -30,7 +40,8 @@ from orderpipe_devenv.lambda_events import (
     rest_proxy_event,
     sqs_event_from_bodies,
 )
-from orderpipe_devenv.toxiproxy import Proxy, Toxic
+from orderpipe_devenv.local_issuer import LocalIssuer
+from orderpipe_devenv.toxiproxy import Proxy, Toxic, ToxiproxyClient
 from orderpipe_ingest import handler as ingest
 from orderpipe_reader import handler as reader
 from orderpipe_testkit.process_state import reset_process_state
@@ -42,8 +53,12 @@ from orderpipe_testkit.sample_orders import (
     order_payload,
 )
 from orderpipe_writer import handler as writer
+from stacks.functions import AUTHORIZER
 from tests.fixtures.aws import IngestEnv
 from tests.fixtures.toxiproxy import endpoint_url
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 pytestmark = pytest.mark.cassandra
 
@@ -306,6 +321,33 @@ def test_ingest_with_sqs_black_holed_is_503_within_3_s_and_a_retry_enqueues_once
     assert len(queued_order_ids(env)) == (1 if path == "/orders" else 2)
 
 
+@pytest.mark.parametrize("path", ["/orders", "/orders/batch"])
+def test_ingest_whose_sqs_answers_are_lost_is_503_and_the_retry_keeps_the_order_ids(ingest_faults, path):
+    env, proxies = ingest_faults
+    payload: Any = order_payload(7450) if path == "/orders" else [order_payload(7451), order_payload(7452)]
+    key = {"Idempotency-Key": f"sqs-answers-lost-{path}"}
+    assert post("/orders", order_payload(7453)).status == 202  # connections warm
+    env.messages()  # and that message out of the way
+    # When SQS takes the messages but its answers never come back (the enqueue may have happened)
+    with proxies.sqs.toxic(Toxic.timeout(stream="downstream")):
+        response, seconds = timed(lambda: post(path, payload, key))
+    # Then the POST is a 503 with Retry-After within 3 s: the producer must retry, not give up
+    assert_503_with_retry_after(response)
+    assert seconds < ANSWER_WITHIN_SECONDS
+    # And the retry with the same key is accepted under the same order ids as whatever reached the
+    # queue before, so the writer stores each order once (it writes by order id)
+    retried = post(path, payload, key)
+    assert retried.status == 202, retried.body
+    answered = retried.json()
+    ids = (
+        {uuid.UUID(answered["order_id"])}
+        if path == "/orders"
+        else {uuid.UUID(result["order_id"]) for result in answered["results"]}
+    )
+    assert len(ids) == (1 if path == "/orders" else 2)
+    assert set(queued_order_ids(env)) == ids
+
+
 def test_ingest_with_dynamodb_black_holed_is_503_within_3_s_and_nothing_is_enqueued(ingest_faults):
     env, proxies = ingest_faults
     payload, key = order_payload(7500), {"Idempotency-Key": "dynamodb-down"}
@@ -362,3 +404,101 @@ def test_ingest_under_latency_accepts_and_enqueues_once(ingest_faults, dependenc
     [message] = env.messages()
     assert parse_envelope(message["Body"]).order_id == uuid.UUID(response.json()["order_id"])
     assert parse_envelope(message["Body"]).customer_id == payload["customer_id"]
+
+
+# --- the authorizer: the issuer's keys and the producers table behind proxies ----------------------
+
+
+class _NoClients:
+    def find(self, client_id: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class AuthorizerFaults:
+    issuer: LocalIssuer
+    jwks: Proxy
+    producers: Proxy
+
+
+@pytest.fixture
+def authorizer_faults(
+    monkeypatch: pytest.MonkeyPatch,
+    toxiproxy_client: ToxiproxyClient,
+    moto_proxies: Callable[[str], Proxy],
+    dynamodb_client: DynamoDBClient,
+    aws_name: str,
+) -> Iterator[AuthorizerFaults]:
+    """A local issuer whose keys are fetched through a proxy, and a producers table (moto) behind
+    another, with one active producer for the client `client-1`."""
+    table = create_producers_table(f"{aws_name}-producers", dynamodb=dynamodb_client)
+    dynamodb_client.put_item(
+        TableName=table,
+        Item={
+            PRODUCERS_PARTITION_KEY: {"S": "client-1"},
+            PRODUCERS_NAME_ATTRIBUTE: {"S": "acme"},
+            PRODUCERS_STATUS_ATTRIBUTE: {"S": PRODUCER_ACTIVE},
+            PRODUCERS_USAGE_KEY_ATTRIBUTE: {"S": "key-acme"},
+        },
+    )
+    with LocalIssuer(clients=_NoClients(), audience=None) as issuer:
+        upstream = issuer.url.removeprefix("http://")
+        jwks = toxiproxy_client.create_proxy(f"jwks-{aws_name}", upstream=upstream)
+        producers = moto_proxies("dynamodb")
+        monkeypatch.setenv("AUTH_ISSUER", issuer.issuer)
+        monkeypatch.setenv("AUTH_JWKS_URL", f"{endpoint_url(jwks)}{urlsplit(issuer.jwks_url).path}")
+        monkeypatch.setenv("PRODUCERS_TABLE_NAME", table)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint_url(producers))
+        reset_process_state()
+        yield AuthorizerFaults(issuer=issuer, jwks=jwks, producers=producers)
+    reset_process_state()
+
+
+def authorize_request(faults: AuthorizerFaults) -> dict[str, Any]:
+    """The authorizer invoked as API Gateway invokes it for `POST /orders` with a fresh token."""
+    token = faults.issuer.mint("client-1", [SCOPE_WRITE])
+    method_arn = "arn:aws:execute-api:us-east-1:000000000000:local/v1/POST/orders"
+    event = {
+        "type": "REQUEST",
+        "methodArn": method_arn,
+        "resource": "/orders",
+        "path": "/orders",
+        "httpMethod": "POST",
+        "headers": {"Authorization": f"Bearer {token}"},
+        "requestContext": {"requestId": str(uuid.uuid4()), "identity": {"sourceIp": "127.0.0.1"}},
+    }
+    context = LocalLambdaContext(function_name="authorizer", timeout_seconds=AUTHORIZER.timeout_seconds)
+    return dict(authorizer.lambda_handler(event, context))
+
+
+def failed_within(call: Callable[[], object]) -> float:
+    """Seconds until `call` raised the authorizer's "cannot decide" error (API Gateway: 503)."""
+    started = time.monotonic()
+    with pytest.raises(authorizer.AuthorizerUnavailableError):
+        call()
+    return time.monotonic() - started
+
+
+def test_authorizer_with_the_producers_table_black_holed_fails_within_3_s(authorizer_faults):
+    # Given a warm authorizer that allowed a producer (keys fetched, table read)
+    allowed = authorize_request(authorizer_faults)
+    assert allowed["principalId"] == "acme" and allowed["usageIdentifierKey"] == "key-acme"
+    # When the producers table accepts connections and never answers
+    with authorizer_faults.producers.toxic(BLACK_HOLE):
+        seconds = failed_within(lambda: authorize_request(authorizer_faults))
+    # Then the decision fails as "cannot decide" (API Gateway answers 503 + Retry-After) within 3 s,
+    # at least 2 s before the function's own timeout
+    assert seconds < ANSWER_WITHIN_SECONDS
+    assert seconds < AUTHORIZER.timeout_seconds - 2
+    # And with the table back, the next decision allows again
+    assert authorize_request(authorizer_faults)["principalId"] == "acme"
+
+
+def test_authorizer_cold_with_the_issuers_keys_black_holed_fails_within_3_s(authorizer_faults):
+    # Given a cold authorizer (no signing keys fetched yet) and an issuer that never answers
+    with authorizer_faults.jwks.toxic(BLACK_HOLE):
+        seconds = failed_within(lambda: authorize_request(authorizer_faults))
+    # Then it fails as "cannot decide" within 3 s, not as a refusal and not by its timeout
+    assert seconds < ANSWER_WITHIN_SECONDS
+    # And once the issuer answers, the producer is allowed
+    assert authorize_request(authorizer_faults)["principalId"] == "acme"

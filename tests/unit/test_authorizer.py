@@ -17,6 +17,7 @@ from orderpipe_authorizer.logic import Decision, authorize
 from orderpipe_authorizer.producers import Producer
 from orderpipe_authorizer.settings import AuthorizerSettings
 from orderpipe_authorizer.tokens import InvalidTokenError, IssuerUnavailableError, JwksTokenVerifier
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.identity import caller_from_event, principal_of_arn
 from orderpipe_devenv.runtime.gateway_auth import _policy_allows
 
@@ -30,6 +31,7 @@ class Jwks:
 
     def __init__(self, *, down: bool = False) -> None:
         self.down = down
+        self.timeout = 30.0  # PyJWKClient's default
 
     def get_signing_key_from_jwt(self, token: str) -> Any:
         if self.down:
@@ -46,7 +48,7 @@ class Registry:
     def __init__(self, producers: dict[str, Producer]) -> None:
         self.producers = producers
 
-    def find(self, principal: str) -> Producer | None:
+    def find(self, principal: str, deadline: Deadline) -> Producer | None:
         return self.producers.get(principal)
 
 
@@ -73,13 +75,14 @@ REGISTRY = Registry(
 )
 
 
-def decide(header: str | None, *, verifier: Any = None) -> Decision:
+def decide(header: str | None, *, verifier: Any = None, deadline: Deadline | None = None) -> Decision:
     return authorize(
         header,
         verifier=verifier or JwksTokenVerifier(settings(), jwks=Jwks()),  # type: ignore[arg-type]
         registry=REGISTRY,
         principal_claim="sub",
         scope_claim="scope",
+        deadline=deadline or Deadline.after(2),
     )
 
 
@@ -145,6 +148,21 @@ def test_unreachable_signing_keys_are_not_a_refusal() -> None:
     verifier = JwksTokenVerifier(settings(), jwks=Jwks(down=True))  # type: ignore[arg-type]
     with pytest.raises(IssuerUnavailableError):
         decide(f"Bearer {token(scope='orders/write')}", verifier=verifier)
+
+
+def test_a_signing_key_fetch_waits_no_longer_than_the_decisions_deadline() -> None:
+    # Given a verifier whose key fetches may take 1.5 s
+    jwks = Jwks()
+    verifier = JwksTokenVerifier(settings(auth_jwks_timeout_seconds=1.5), jwks=jwks)  # type: ignore[arg-type]
+    # When a decision has 0.4 s left, then a fetch it needs may wait at most that
+    decide(f"Bearer {token(scope='orders/write')}", verifier=verifier, deadline=Deadline.after(0.4))
+    assert 0 < jwks.timeout <= 0.4
+    # When it has more than enough, the setting bounds it
+    decide(f"Bearer {token(scope='orders/write')}", verifier=verifier, deadline=Deadline.after(5))
+    assert jwks.timeout == 1.5
+    # When its time is up, it fails as "cannot decide" (the gateway's 503), not as a refusal
+    with pytest.raises(IssuerUnavailableError):
+        decide(f"Bearer {token(scope='orders/write')}", verifier=verifier, deadline=Deadline.after(0))
 
 
 def test_the_policy_covers_every_allowed_route_of_the_stage_and_is_honoured_as_api_gateway_does() -> None:

@@ -22,11 +22,14 @@ from orderpipe_authorizer.logic import Decision, authorize
 from orderpipe_authorizer.producers import RegistryUnavailableError, get_registry
 from orderpipe_authorizer.settings import get_settings
 from orderpipe_authorizer.tokens import InvalidTokenError, IssuerUnavailableError, get_verifier
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.observability import logger, metrics
 from orderpipe_common.per_process import init_done
 
 # The exact message API Gateway turns into a 401.
 UNAUTHORIZED = "Unauthorized"
+# Kept back from the function's timeout to log and answer.
+ANSWER_RESERVE_SECONDS = 0.5
 
 
 class AuthorizerUnavailableError(RuntimeError):
@@ -90,6 +93,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             registry=get_registry(),
             principal_claim=settings.auth_principal_claim,
             scope_claim=settings.auth_scope_claim,
+            deadline=Deadline.of_invocation(
+                context, reserve_seconds=ANSWER_RESERVE_SECONDS, budget_seconds=settings.answer_budget_seconds
+            ),
         )
     except InvalidTokenError as error:
         # Audit: who tried, from where; never the token itself.

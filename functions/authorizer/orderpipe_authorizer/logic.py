@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from orderpipe_authorizer.producers import ProducerRegistry
 from orderpipe_authorizer.tokens import InvalidTokenError, TokenVerifier
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.identity import ROUTE_SCOPES, allows, authorizer_context, granted_scopes
 from orderpipe_common.observability import logger
 
@@ -44,12 +45,13 @@ def authorize(
     registry: ProducerRegistry,
     principal_claim: str,
     scope_claim: str,
+    deadline: Deadline,
 ) -> Decision:
-    claims = verifier.verify(bearer_token(authorization))
+    claims = verifier.verify(bearer_token(authorization), deadline)
     principal = claims.get(principal_claim)
     if not isinstance(principal, str) or not principal:
         raise InvalidTokenError(f"the token has no {principal_claim} claim")
-    producer = registry.find(principal)
+    producer = registry.find(principal, deadline)
     if producer is None:
         return Decision(principal=NOBODY, routes=(), refusal=f"client {principal} is no producer")
     if not producer.active:

@@ -5,13 +5,13 @@ API Gateway has not cached (so a revocation counts within the authorizer cache T
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orderpipe_authorizer.settings import get_settings
+from orderpipe_common.aws_calls import call_within, client_within
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.errors import DomainError
 from orderpipe_common.per_process import per_process
 from orderpipe_common.tables import (
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+# One look-up's attempt takes at most this; attempts repeat while one fits before the deadline.
+REGISTRY_CALL_SECONDS = 1.0
+
+
 class RegistryUnavailableError(DomainError):
     """The producers table cannot be read: no decision can be made right now."""
 
@@ -38,21 +42,28 @@ class Producer:
 
 
 class ProducerRegistry(Protocol):
-    def find(self, principal: str) -> Producer | None: ...
+    def find(self, principal: str, deadline: Deadline) -> Producer | None: ...
+
+
+def _client_for(deadline: Deadline) -> DynamoDBClient:
+    client: DynamoDBClient = client_within("dynamodb", deadline, cap_seconds=REGISTRY_CALL_SECONDS)
+    return client
 
 
 class DynamoDbProducerRegistry:
-    def __init__(self, table_name: str, client: DynamoDBClient) -> None:
+    def __init__(self, table_name: str) -> None:
         self._table_name = table_name
-        self._client = client
 
-    def find(self, principal: str) -> Producer | None:
-        try:
-            item = self._client.get_item(
+    def find(self, principal: str, deadline: Deadline) -> Producer | None:
+        def get_item(dynamodb: DynamoDBClient) -> Any:
+            return dynamodb.get_item(
                 TableName=self._table_name,
                 Key={PRODUCERS_PARTITION_KEY: {"S": principal}},
                 ConsistentRead=True,  # a revocation counts from the next uncached decision
             ).get("Item")
+
+        try:
+            item = call_within(deadline, get_item, client_for=_client_for)
         except (BotoCoreError, ClientError) as error:
             raise RegistryUnavailableError(f"producers table unavailable: {type(error).__name__}") from error
         if item is None:
@@ -66,8 +77,4 @@ class DynamoDbProducerRegistry:
 
 @per_process
 def get_registry() -> ProducerRegistry:
-    client = boto3.client(
-        "dynamodb",
-        config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}),
-    )
-    return DynamoDbProducerRegistry(get_settings().producers_table_name, client)
+    return DynamoDbProducerRegistry(get_settings().producers_table_name)

@@ -26,7 +26,13 @@ class AuthorizerSettings(FunctionSettings):
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
     # How long fetched signing keys are reused; an unknown key id fetches them again at once.
     auth_jwks_cache_seconds: int = Field(default=3600, ge=60, le=86_400)
-    auth_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
+    # Each fetch of the signing keys waits at most this long, and never past the decision's deadline.
+    auth_jwks_timeout_seconds: float = Field(default=1.5, gt=0, le=10)
+    # How long a decision may take (and at most the function's timeout minus half a second): the
+    # signing-key fetch (rare: cached) and the producer look-up fit in it. Past it the authorizer
+    # fails, and API Gateway answers AUTHORIZER_FAILURE (503 + Retry-After) instead of waiting for
+    # the function's timeout.
+    answer_budget_seconds: float = Field(default=2.0, gt=0, le=10)
     producers_table_name: str = Field(min_length=1)
 
     @property

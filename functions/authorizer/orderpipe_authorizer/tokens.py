@@ -14,6 +14,7 @@ from jwt import PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
 
 from orderpipe_authorizer.settings import AuthorizerSettings, get_settings
+from orderpipe_common.deadlines import Deadline
 from orderpipe_common.errors import DomainError
 from orderpipe_common.per_process import per_process
 
@@ -29,8 +30,8 @@ class IssuerUnavailableError(DomainError):
 
 
 class TokenVerifier(Protocol):
-    def verify(self, token: str) -> dict[str, Any]:
-        """The token's claims, or InvalidTokenError / IssuerUnavailableError."""
+    def verify(self, token: str, deadline: Deadline) -> dict[str, Any]:
+        """The token's claims, or InvalidTokenError / IssuerUnavailableError (keys not fetched in time)."""
         ...
 
 
@@ -44,8 +45,13 @@ class JwksTokenVerifier:
             timeout=settings.auth_jwks_timeout_seconds,
         )
 
-    def verify(self, token: str) -> dict[str, Any]:
+    def verify(self, token: str, deadline: Deadline) -> dict[str, Any]:
         settings = self._settings
+        if deadline.expired:
+            raise IssuerUnavailableError("no time left to verify the token")
+        # PyJWKClient takes one timeout for its fetches; this process decides one request at a time,
+        # so the fetch this token may need waits no longer than the decision's deadline.
+        self._jwks.timeout = deadline.timeout(settings.auth_jwks_timeout_seconds)
         try:
             key = self._jwks.get_signing_key_from_jwt(token)
         except PyJWKClientConnectionError as error:
