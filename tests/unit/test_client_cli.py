@@ -24,7 +24,9 @@ def test_it_joins_the_orderpipe_command_line_as_a_producer_command() -> None:
     assert "producer" in str(parser.description) and "submit" in str(parser.description)
 
 
-def test_the_help_examples_parse(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_help_examples_parse_and_none_authenticates_with_an_api_key_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     # Given the command's --help
     with pytest.raises(SystemExit) as exited:
         cli.main(["submit", "--help"], prog="orderpipe-client")
@@ -33,13 +35,15 @@ def test_the_help_examples_parse(capsys: pytest.CaptureFixture[str]) -> None:
     # Then each example command in it parses with the command's own options
     examples = " ".join(text.split("examples:")[1].split("CSV columns:")[0].split("\\\n")).splitlines()
     commands = [line.strip() for line in examples if "orderpipe-client submit" in line]
-    assert len(commands) == 4
+    assert len(commands) == 5
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
     for command in commands:
         words = shlex.split(command)
         parsed: Any = parser.parse_args(words[words.index("submit") :])
         assert parsed.handler is cli.run_submit
+        # ...and none authenticates with an API key alone, which the API never accepts
+        assert not parsed.api_key or parsed.sigv4_region, command
 
 
 @pytest.mark.parametrize(
@@ -59,7 +63,13 @@ def test_bad_arguments_exit_two_saying_what_is_wrong(
     arguments: list[str],
     complaint: str,
 ) -> None:
-    for name in ("ORDERPIPE_URL", "ORDERPIPE_API_KEY", "ORDERPIPE_CLIENT_ID", "ORDERPIPE_CLIENT_SECRET"):
+    for name in (
+        "ORDERPIPE_URL",
+        "ORDERPIPE_API_KEY",
+        "ORDERPIPE_TOKEN_URL",
+        "ORDERPIPE_CLIENT_ID",
+        "ORDERPIPE_CLIENT_SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
     source = tmp_path / "orders.jsonl"
     source.write_text("{}\n")

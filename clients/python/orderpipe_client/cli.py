@@ -39,16 +39,22 @@ examples:
   # the local pipeline of a running `orderpipe run` (found through its state file)
   %(prog)s orders.jsonl
 
-  # any API: its URL and an API key
-  %(prog)s orders.jsonl --url http://127.0.0.1:8080 --api-key KEY
+  # any API (jwt mode): its URL, and a producer's OAuth 2.0 client credentials in the environment
+  # (ORDERPIPE_TOKEN_URL, ORDERPIPE_CLIENT_ID, ORDERPIPE_CLIENT_SECRET, as `orderpipe producers add`
+  # and `orderpipe run` print them)
+  %(prog)s orders.jsonl --url https://api.example.com/prod
 
   # at most 200 orders/s, 8 requests in flight, outcomes in a chosen file
-  %(prog)s orders.jsonl --url http://127.0.0.1:8080 --api-key KEY \\
+  %(prog)s orders.jsonl --url https://api.example.com/prod \\
       --rate 200 --concurrency 8 --outcome orders.outcome.jsonl
 
-  # OAuth 2.0 client credentials (the secret from the environment), plus an API key
+  # the client credentials as options (the secret still from the environment: options show in `ps`)
   ORDERPIPE_CLIENT_SECRET=... %(prog)s orders.csv --url https://api.example.com/prod \\
-      --api-key KEY --token-url https://auth.example.com/oauth2/token --client-id ID --scope orders/write
+      --token-url https://auth.example.com/oauth2/token --client-id ID --scope orders/write
+
+  # iam mode: SigV4 with botocore's credentials (AWS_PROFILE, ...), plus the usage-plan key
+  %(prog)s orders.jsonl --url https://abc123.execute-api.eu-west-1.amazonaws.com/prod \\
+      --sigv4-region eu-west-1 --api-key KEY
 
   # the refusals afterwards
   jq -c 'select(.status == "rejected")' orders.jsonl.outcome.jsonl
@@ -79,10 +85,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--api-key",
         default=os.environ.get("ORDERPIPE_API_KEY"),
-        help="sent as x-api-key (default: $ORDERPIPE_API_KEY)",
+        help="the usage-plan key, sent as x-api-key alongside SigV4 in iam mode (default: $ORDERPIPE_API_KEY)",
     )
     oauth = parser.add_argument_group("OAuth 2.0 client credentials (bearer token)")
-    oauth.add_argument("--token-url", help="the token endpoint; with --client-id, sends a bearer token")
+    oauth.add_argument(
+        "--token-url",
+        default=os.environ.get("ORDERPIPE_TOKEN_URL"),
+        help="the token endpoint; with --client-id, sends a bearer token (default: $ORDERPIPE_TOKEN_URL)",
+    )
     oauth.add_argument(
         "--client-id", default=os.environ.get("ORDERPIPE_CLIENT_ID"), help="(default: $ORDERPIPE_CLIENT_ID)"
     )
@@ -231,7 +241,10 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
             "--token-url needs --client-id and a client secret (--client-secret or $ORDERPIPE_CLIENT_SECRET)"
         )
     if not (args.api_key or args.token_url or args.sigv4_region):
-        return "no credentials: pass --api-key (or set ORDERPIPE_API_KEY), --token-url ..., or --sigv4-region"
+        return (
+            "no credentials: pass --token-url and --client-id (or set ORDERPIPE_TOKEN_URL, ORDERPIPE_CLIENT_ID, "
+            "ORDERPIPE_CLIENT_SECRET), or --sigv4-region with --api-key in iam mode"
+        )
     if not 1 <= args.batch_size <= 100:
         return "--batch-size must be 1 to 100"
     if args.concurrency < 1:

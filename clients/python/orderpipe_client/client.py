@@ -154,8 +154,8 @@ class OrderpipeClient:
     `https://abc.execute-api.eu-west-1.amazonaws.com/prod`). `auth` is an httpx auth or several
     (see `orderpipe_client.auth`); `api_key` is a shortcut for `ApiKeyAuth(api_key)`.
     `max_connections` bounds the connection pool (and `submit_many`'s parallel requests).
-    `key_namespace` is mixed into every derived Idempotency-Key: give each producer its own when
-    several share the API, so that their keys can never meet.
+    `key_namespace` is mixed into every derived Idempotency-Key (the server already keeps each
+    producer's keys apart): one producer's two imports of the same content get two sets of orders.
     """
 
     def __init__(

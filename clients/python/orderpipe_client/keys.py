@@ -15,8 +15,8 @@ function of the content:
   order always make the same batch request, while any other grouping is another request (with other
   order ids). Callers that may re-send after a crash must therefore re-send the same groups.
 
-Every derived key mixes in a namespace (empty by default) so that producers sharing one API can keep
-their keys apart.
+Every derived key mixes in a namespace (empty by default). Producers need none to keep apart: the
+server scopes keys, and the ids it derives, to the producer of the credential.
 """
 
 from __future__ import annotations
