@@ -30,6 +30,27 @@ def state_file() -> Path:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LocalProducerCredentials:
+    """How to authenticate as the local pipeline's producer, in either auth mode.
+
+    jwt mode (the default): client credentials for the token endpoint. iam mode: an IAM access key to
+    sign with SigV4 for `region`, and the usage-plan key sent as x-api-key alongside.
+    """
+
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    api_key: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str = "us-east-1"
+
+    @property
+    def iam(self) -> bool:
+        return bool(self.access_key_id and self.secret_access_key)
+
+
+@dataclass(frozen=True, kw_only=True)
 class LocalPipeline:
     pid: int
     api_url: str
@@ -52,6 +73,19 @@ class LocalPipeline:
     @property
     def description(self) -> str:
         return f"the local pipeline of `orderpipe run` (pid {self.pid}, API {self.api_url})"
+
+    def producer(self) -> LocalProducerCredentials:
+        """The credentials of the producer `orderpipe run` created (what `load` and `submit` use)."""
+        local = self.credentials
+        return LocalProducerCredentials(
+            token_url=local.get("token_url") or None,
+            client_id=local.get("client_id") or None,
+            client_secret=local.get("client_secret") or None,
+            api_key=local.get("x-api-key") or None,
+            access_key_id=local.get("access_key_id") or None,
+            secret_access_key=local.get("secret_access_key") or None,
+            region=local.get("region") or self.region,
+        )
 
     def endpoint_url(self, service: str) -> str:
         return self.sqs_endpoint_url if service == "sqs" else self.aws_endpoint_url

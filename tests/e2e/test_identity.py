@@ -6,9 +6,14 @@ reached the queue or the writer.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +21,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from orderpipe_client.bulk import read_outcomes
+from orderpipe_client.cli import EXIT_REFUSED
 from orderpipe_devenv.aws.moto_server import MotoServerProcess
 from orderpipe_devenv.processes import free_port
 from orderpipe_devenv.runtime.pipeline import LocalProducer, LocalRuntime, RuntimeConfig
+from orderpipe_ops import local_pipeline
 from orderpipe_testkit.auth import BearerTokenAuth, SigV4Auth, for_producer
 from orderpipe_testkit.sample_orders import order_payload
 from tests.e2e.conftest import E2E_TUNING, wait_for
@@ -273,3 +281,36 @@ def test_iam_mode_a_signed_request_is_the_principals_and_a_bad_signature_is_403(
         403,
         "MISSING_AUTHENTICATION_TOKEN",
     )
+
+
+def test_iam_mode_orderpipe_submit_with_no_url_signs_with_the_state_files_credentials(iam_runtime, tmp_path):
+    # Given an iam-mode pipeline's state file, as `orderpipe run --auth iam` writes it (its producer's
+    # IAM access key and usage-plan key), and a file of 20 orders, the 8th invalid
+    state_dir = tmp_path / "state"
+    local_pipeline.write(iam_runtime.describe(cassandra_source="e2e"), state_dir / local_pipeline.FILE_NAME)
+    source = tmp_path / "orders.jsonl"
+    orders = [order_payload(300 + n) for n in range(20)]
+    orders[7]["items"][0]["quantity"] = 0
+    source.write_text("".join(json.dumps(order) + "\n" for order in orders))
+    # When `orderpipe submit FILE` runs with no URL and no credentials, none in the environment
+    # either (no AWS_* variables, a HOME without ~/.aws)
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("orderpipe")), "submit", str(source)],
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "ORDERPIPE_STATE_DIR": str(state_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then it found the pipeline, signed its requests (accepted, not 403) and exited 1 for the refusal
+    assert "pipeline: the local pipeline of `orderpipe run`" in done.stderr
+    assert done.returncode == EXIT_REFUSED, done.stderr[-3000:]
+    final = read_outcomes(source.with_name("orders.jsonl.outcome.jsonl")).final
+    assert sorted(line for line, record in final.items() if record["status"] == "rejected") == [8]
+    accepted = [record["order_id"] for record in final.values() if record["status"] == "accepted"]
+    assert len(accepted) == 19
+    # ...and the orders are the state file's producer's (read back signed as that producer)
+    producer = iam_runtime.default_producer()
+    with httpx.Client(base_url=iam_runtime.url, auth=for_producer(producer), timeout=10) as client:
+        stored = wait_for(lambda: readable(client, accepted[-1]), timeout=30, what="an imported order")
+    assert stored["producer"] == producer.principal

@@ -135,7 +135,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="mixed into every Idempotency-Key; keep it the same across runs of one import "
         "(default: $ORDERPIPE_KEY_NAMESPACE or none)",
     )
-    parser.set_defaults(handler=run_submit)
+    parser.set_defaults(handler=run_submit, sigv4_keys=None)  # sigv4_keys: the local pipeline's, in iam mode
     return parser
 
 
@@ -166,7 +166,13 @@ def run_submit(args: argparse.Namespace) -> int:
         )
         auths.append(BearerTokenAuth(provider))
     if args.sigv4_region:
-        auths.append(SigV4Auth(args.sigv4_region))
+        keys = args.sigv4_keys  # the local pipeline's IAM access key; else botocore's chain
+        if keys:
+            from botocore.credentials import Credentials
+
+            auths.append(SigV4Auth(args.sigv4_region, credentials=Credentials(*keys)))
+        else:
+            auths.append(SigV4Auth(args.sigv4_region))
     outcome_path = args.outcome or default_outcome_path(args.file)
     client = OrderpipeClient(
         args.url,
@@ -220,12 +226,18 @@ def _default_to_the_local_pipeline(args: argparse.Namespace, console: Any) -> No
         return
     args.url = pipeline.api_url
     if not (args.api_key or args.token_url or args.sigv4_region):
-        local = pipeline.credentials
-        # The local producer's client credentials (auth jwt, the default); its usage-plan key in iam
-        # mode is not enough without its SigV4 credentials, which this command takes from botocore.
-        args.token_url, args.client_id = local.get("token_url"), local.get("client_id")
-        args.client_secret = local.get("client_secret")
-        args.api_key = local.get("x-api-key")
+        # The local producer's: client credentials (jwt mode, the default), or its IAM access key and
+        # usage-plan key (`orderpipe run --auth iam`).
+        local = pipeline.producer()
+        args.token_url, args.client_id, args.client_secret = (
+            local.token_url,
+            local.client_id,
+            local.client_secret,
+        )
+        args.api_key = local.api_key
+        if local.iam:
+            args.sigv4_region = local.region
+            args.sigv4_keys = (local.access_key_id, local.secret_access_key)
     console.print(f"pipeline: {pipeline.description}", highlight=False, markup=False)
 
 

@@ -127,12 +127,12 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         args.base_url = pipeline.api_url
-        local = pipeline.credentials
-        args.token_url = args.token_url or local.get("token_url")
-        args.client_id = args.client_id or local.get("client_id")
-        args.client_secret = args.client_secret or local.get("client_secret")
-        args.api_key = args.api_key or local.get("x-api-key")
-        args.local_iam = local if "access_key_id" in local else None
+        local = pipeline.producer()
+        args.token_url = args.token_url or local.token_url
+        args.client_id = args.client_id or local.client_id
+        args.client_secret = args.client_secret or local.client_secret
+        args.api_key = args.api_key or local.api_key
+        args.local_iam = local if local.iam else None
         console.print(f"pipeline: {pipeline.description}", highlight=False, markup=False)
     try:
         auth = authenticator(args)
@@ -183,9 +183,9 @@ def authenticator(args: argparse.Namespace) -> Any:
     local_iam = getattr(args, "local_iam", None)
     if local_iam:  # the local pipeline's IAM producer (orderpipe run --auth iam)
         return SigV4Auth(
-            access_key_id=local_iam["access_key_id"],
-            secret_access_key=local_iam["secret_access_key"],
-            region=local_iam.get("region", "us-east-1"),
+            access_key_id=local_iam.access_key_id or "",
+            secret_access_key=local_iam.secret_access_key or "",
+            region=local_iam.region,
             api_key=args.api_key,
         )
     if args.sigv4:
