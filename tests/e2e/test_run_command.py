@@ -23,8 +23,11 @@ from orderpipe_devenv.processes import free_port
 
 pytestmark = pytest.mark.cassandra
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
 ORDERPIPE = Path(sys.executable).with_name("orderpipe")
+# What the README and the banner call the command: the venv's, from the repository root.
+PASTED_ORDERPIPE = ".venv/bin/orderpipe"
 
 
 def run_env(cassandra_endpoint: Any) -> dict[str, str]:
@@ -56,12 +59,13 @@ def run_use_and_stop(
                 "--port",
                 str(free_port()),
                 "--duration",
-                str(start_timeout + 120),
+                str(start_timeout + 600),
                 *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**env, "COLUMNS": "300"},
+            cwd=REPO,  # started from the repository root, as the README says
         )
     try:
         # When it is up (it prints the curls)
@@ -110,6 +114,45 @@ def run_use_and_stop(
     return output.read_text()
 
 
+def readme_block(language: str, containing: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(), re.DOTALL)
+    return next(block for block in blocks if containing in block)
+
+
+def bare_environment() -> dict[str, str]:
+    """A new terminal's: no endpoint, URL, key or credential (only where the state file is)."""
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "ORDERPIPE_STATE_DIR": os.environ["ORDERPIPE_STATE_DIR"],
+        "COLUMNS": "200",
+    }
+
+
+def scratch_root(tmp_path: Path) -> Path:
+    """A directory laid out like the repository root for pasted commands (its `.venv` is the
+    repository's), so that they run as printed without writing files into the repository."""
+    root = tmp_path / "pasted"
+    root.mkdir()
+    (root / ".venv").symlink_to(REPO / ".venv")
+    return root
+
+
+def paste(
+    script: str, cwd: Path, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run `script` as if pasted into bash: a failing command does not stop the rest, and each failure
+    is reported on stderr as a line `exit N: COMMAND`."""
+    trap = """trap 'echo "exit $?: $BASH_COMMAND" >&2' ERR\n"""
+    return subprocess.run(
+        ["bash", "-c", trap + script], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def failures(done: subprocess.CompletedProcess[str]) -> list[str]:
+    return re.findall(r"^exit \d+: .*$", done.stderr, re.MULTILINE)
+
+
 def _readme_and_banner_commands_work(text: str, tmp_path: Path) -> None:
     # ...and the README's commands work as printed once the printed export line is pasted
     export_line = next(
@@ -117,11 +160,8 @@ def _readme_and_banner_commands_work(text: str, tmp_path: Path) -> None:
     )
     api_url = re.search(r"API:\s+(http://\S+)", text)
     assert api_url is not None
-    readme = README.read_text()
-    readme_block = next(
-        block.split("```", 1)[0] for block in readme.split("```bash\n")[1:] if "TOKEN=$(" in block
-    )
-    script = "\n".join([export_line, readme_block.replace("http://127.0.0.1:8080", api_url.group(1))])
+    readme_block_ = readme_block("bash", "TOKEN=$(")
+    script = "\n".join([export_line, readme_block_.replace("http://127.0.0.1:8080", api_url.group(1))])
     shown = subprocess.run(["bash", "-ec", script], capture_output=True, text=True, check=True, timeout=60)
     # (curl prints each JSON answer with no newline after it)
     decoder, answers, position = json.JSONDecoder(), [], 0
@@ -130,25 +170,11 @@ def _readme_and_banner_commands_work(text: str, tmp_path: Path) -> None:
         answers.append(answer)
     assert answers[0]["status"] == "accepted"
     assert answers[1]["error"]["code"] == "bad_request"  # ORDER_ID as printed: not a UUID
-    # And the commands the banner prints, run with no endpoint, URL or key in the environment,
-    # find this pipeline through its state file and work
-    bare_env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ["HOME"],
-        "ORDERPIPE_STATE_DIR": os.environ["ORDERPIPE_STATE_DIR"],
-        "COLUMNS": "200",
-    }
-    for command in ("orderpipe queue status", "orderpipe dlq inspect"):
-        assert f"  {command}" in text, f"the banner does not print `{command}`"
-        done = subprocess.run(
-            [str(ORDERPIPE), *command.split()[1:]],
-            capture_output=True,
-            text=True,
-            env=bare_env,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "pipeline: the local pipeline of `orderpipe run`" in done.stderr
+    root, bare_env = scratch_root(tmp_path), bare_environment()
+    _readme_import_works(root, bare_env)
+    _readme_python_example_works(root, bare_env, export_line, api_url.group(1))
+    _readme_operating_block_works(root, bare_env)
+    _banner_commands_work(text, root, bare_env)
     status = subprocess.run(
         [str(ORDERPIPE), "queue", "status", "--json"],
         capture_output=True,
@@ -168,6 +194,67 @@ def _readme_and_banner_commands_work(text: str, tmp_path: Path) -> None:
     )
     assert load.returncode == 0, load.stdout + load.stderr
     assert json.loads(report.read_text())["orders_accepted"] == 50
+
+
+def _readme_import_works(root: Path, bare_env: dict[str, str]) -> None:
+    # When the README's import block is pasted in a new terminal (no URL, no credentials)
+    block = readme_block("bash", "orderpipe submit orders.jsonl")
+    expected = re.search(r"the (\d+) refused lines", block)
+    assert expected is not None and "the exit status is 1 when some line was refused" in README.read_text()
+    done = paste(block, root, bare_env)
+    # Then `orderpipe submit` found the pipeline and exited 1, as the README says, and jq printed
+    # the refused lines, each naming its field
+    assert failures(done) == [f"exit 1: {PASTED_ORDERPIPE} submit orders.jsonl"], done.stderr[-3000:]
+    assert "pipeline: the local pipeline of `orderpipe run`" in done.stderr
+    refused = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(refused) == int(expected.group(1)), done.stdout
+    assert {(r["status"], r["errors"][0]["field"]) for r in refused} == {("rejected", "items.0.quantity")}
+
+
+def _readme_python_example_works(
+    root: Path, bare_env: dict[str, str], export_line: str, api_url: str
+) -> None:
+    # When the README's Python example runs with the printed export line pasted (on this run's port)
+    example = readme_block("python", "OrderpipeClient(")
+    (root / "example.py").write_text(example.replace("http://127.0.0.1:8080", api_url))
+    done = paste(f"{export_line}\n.venv/bin/python example.py", root, bare_env)
+    # Then it submitted the order and printed it once readable
+    assert failures(done) == [], done.stderr[-3000:]
+    assert "cust-42" in done.stdout and "order_id" in done.stdout, done.stdout
+
+
+def _readme_operating_block_works(root: Path, bare_env: dict[str, str]) -> None:
+    # When the README's "Operating it" block is pasted in a new terminal
+    block = readme_block("bash", "orderpipe dlq redrive")
+    commands = [line for line in block.splitlines() if line.strip()]
+    assert all(line.startswith(f"{PASTED_ORDERPIPE} ") for line in commands), block
+    done = paste(block, root, bare_env, timeout=240)
+    # Then every command found the pipeline by itself and succeeded, and the load run reported
+    assert failures(done) == [], done.stderr[-3000:]
+    assert done.stderr.count("pipeline: the local pipeline of `orderpipe run`") == len(commands), done.stderr
+    report = json.loads((root / "load-report.json").read_text())
+    assert report["orders_accepted"] > 0 and report["requests_ok"], report
+    assert (root / "load-report.png").is_file()
+
+
+def _banner_commands_work(text: str, root: Path, bare_env: dict[str, str]) -> None:
+    # And the operator commands the banner prints, pasted as printed (NAME filled in) in a new terminal
+    # at the repository root, find this pipeline through its state file and work
+    assert "AWS_ENDPOINT_URL=" not in text
+    lines = text.split("Operate it", 1)[1].split("Ctrl-C stops everything", 1)[0].splitlines()[1:]
+    commands = [line.strip() for line in lines if line.strip()]
+    assert all(command.startswith(f"{PASTED_ORDERPIPE} ") for command in commands), commands
+    printed = {" ".join(command.split()[1:3]) for command in commands}
+    assert {"queue status", "dlq inspect", "submit orders.jsonl", "producers add"} <= printed, commands
+    for command in commands:
+        done = paste(command.replace("NAME", "pasted-producer"), root, bare_env)
+        assert "pipeline: the local pipeline of `orderpipe run`" in done.stderr, command + done.stderr
+        if " submit " in command:  # orders.jsonl from the README's import: its refusals still count
+            assert failures(done) == [f"exit 1: {PASTED_ORDERPIPE} submit orders.jsonl"], done.stderr[-3000:]
+        else:
+            assert failures(done) == [], command + done.stderr[-3000:]
+        if " producers add " in command:
+            assert "pasted-producer" in done.stdout, done.stdout
 
 
 def test_orderpipe_run_prints_commands_that_work_and_stops_on_ctrl_c(cassandra_endpoint, tmp_path):
@@ -204,18 +291,16 @@ def test_orderpipe_run_faults_prints_fault_commands_that_work(cassandra_endpoint
         lines = [line.strip() for line in text.splitlines()]
         get_line = next(line for line in lines if "/orders/ORDER_ID" in line)
         black_hole = next(
-            line for line in lines if line.startswith("orderpipe fault add cassandra black-hole")
+            line for line in lines if line.startswith(f"{PASTED_ORDERPIPE} fault add cassandra black-hole")
         )
-        clear = next(line for line in lines if line == "orderpipe fault clear")
+        clear = next(line for line in lines if line == f"{PASTED_ORDERPIPE} fault clear")
         found = re.search(r"Toxiproxy \(http://127\.0\.0\.1:(\d+)\)", text)
         assert found is not None, text
         toxiproxy_ports.append(int(found.group(1)))
 
-        def run_printed(line: str) -> str:
+        def run_printed(line: str) -> str:  # as printed, from the repository root
             argv = shlex.split(line.split("#", 1)[0])
-            if argv[0] == "orderpipe":
-                argv[0] = str(ORDERPIPE)
-            return subprocess.run(argv, capture_output=True, check=True, text=True, env=env).stdout
+            return subprocess.run(argv, capture_output=True, check=True, text=True, env=env, cwd=REPO).stdout
 
         def get(order_id: str) -> str:
             return run_printed(get_line.replace("ORDER_ID", order_id).replace("curl -s", "curl -s -i", 1))

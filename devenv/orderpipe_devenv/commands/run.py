@@ -5,13 +5,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
+import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 AUDIENCE = "developer"  # who this command is for (orderpipe_ops.cli groups --help by it)
 DEFAULT_PORT = 8080
+
+
+def pasteable_orderpipe() -> str:
+    """This `orderpipe` as a shell in the current directory runs it: the running executable's path
+    relative to the directory when inside it (`.venv/bin/orderpipe` from the repository root), else
+    absolute. A bare `orderpipe` is on PATH only where the virtual environment is activated."""
+    executable = Path(os.path.abspath(sys.argv[0]))
+    if executable.name != "orderpipe":  # not the console script (python -m ...): the one beside Python
+        executable = Path(sys.executable).with_name("orderpipe")
+    try:
+        relative = executable.relative_to(Path.cwd())
+    except ValueError:
+        return shlex.quote(str(executable))
+    return shlex.quote(str(relative) if relative.parent != Path(".") else f"./{relative}")
 
 
 def _tuning_override(text: str) -> tuple[str, str]:
@@ -222,14 +239,15 @@ def _start_faults(stack: Any, endpoint: Any, aws_endpoint: str, sqs_endpoint: st
 def _print_faults(console: Any, faults: Any) -> None:
     api = faults.client.api_url
     route = " ".join(f"{proxy.name} via {proxy.listen}" for proxy in faults.all)
+    orderpipe = pasteable_orderpipe()
     lines = [
         f"Faults: the functions reach their dependencies through Toxiproxy ({api}): {route}",
-        "Inject one by hand, in another terminal (`orderpipe fault --help` lists them all):",
-        "  orderpipe fault add cassandra black-hole     # GET an order not read before: 503 + Retry-After within 3 s",
-        "  orderpipe fault add sqs latency --size 800   # POSTs still 202, 0.8 s slower",
-        "  orderpipe fault add dynamodb reset --for 20  # idempotency and cache connections reset for 20 s",
-        "  orderpipe fault list",
-        "  orderpipe fault clear",
+        f"Inject one by hand, in another terminal (`{orderpipe} fault --help` lists them all):",
+        f"  {orderpipe} fault add cassandra black-hole     # GET an order not read before: 503 + Retry-After within 3 s",
+        f"  {orderpipe} fault add sqs latency --size 800   # POSTs still 202, 0.8 s slower",
+        f"  {orderpipe} fault add dynamodb reset --for 20  # idempotency and cache connections reset for 20 s",
+        f"  {orderpipe} fault list",
+        f"  {orderpipe} fault clear",
         "or with Toxiproxy's own API:",
         f"""  curl -s -X POST {api}/proxies/{faults.cassandra[0].name}/toxics -d '{{"type": "latency", "attributes": {{"latency": 500}}}}'""",
         f"  curl -s -X POST {api}/reset",
@@ -306,18 +324,20 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
         lines = [
             f"Credentials of producer {producer.name}: an IAM access key and its usage-plan key (below)."
         ]
+    # Commands as they paste into a shell in this directory (the venv need not be activated); they find
+    # this pipeline through the state file, so they need no endpoint, URL or credentials.
+    orderpipe = pasteable_orderpipe()
     lines += [
         "POST an order (with a ready credential):",
         f"  curl -s -X POST {url}/orders {credential} -H 'content-type: application/json' -d '{sample}'",
         "GET it (put the order_id from the answer in place of ORDER_ID):",
         f"  curl -s {url}/orders/ORDER_ID {credential}",
-        "More producers: AWS_ENDPOINT_URL="
-        f"{runtime.aws_endpoint_url} orderpipe producers add NAME [--read-all]",
         f"Operate it (these commands find this pipeline through {state_file}):",
-        "  orderpipe queue status                       # depths, oldest message, DLQ, against the alarms",
-        "  orderpipe dlq inspect                        # why messages failed, nothing consumed",
-        "  orderpipe load --rate 50 --duration 10       # load with a live progress bar and a report",
-        "  orderpipe submit orders.jsonl                # import a file of orders (resumable)",
+        f"  {orderpipe} queue status                    # depths, oldest message, DLQ, against the alarms",
+        f"  {orderpipe} dlq inspect                     # why messages failed, nothing consumed",
+        f"  {orderpipe} load --rate 50 --duration 10    # load with a live progress bar and a report",
+        f"  {orderpipe} submit orders.jsonl             # import a file of orders (resumable)",
+        f"  {orderpipe} producers add NAME              # another producer (--read-all: reads everyone's orders)",
         "Ctrl-C stops everything.",
     ]
     for line in lines:
