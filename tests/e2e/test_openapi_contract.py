@@ -107,3 +107,43 @@ def test_the_runtime_serves_the_document_and_a_docs_page_from_local_assets(
         bundle = http.get("/docs/swagger-ui-bundle.js")
         assert len(bundle.content) > 500_000  # Swagger UI itself, not a stub
         assert b'url: "/openapi.json"' in http.get("/docs/init.js").content
+
+
+def test_the_docs_page_can_authorize_with_client_credentials_at_the_documents_token_url(
+    local_runtime: LocalRuntime, producer: LocalProducer
+) -> None:
+    # Given the document's oauth2 tokenUrl, resolved as Swagger UI resolves it: against the origin
+    # the document was fetched from (the running local pipeline)
+    document = httpx.get(f"{local_runtime.url}/openapi.json", timeout=30).json()
+    flow = document["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
+    token_url = httpx.URL(f"{local_runtime.url}/openapi.json").join(flow["tokenUrl"])
+    assert producer.client_id and producer.client_secret
+    # When Authorize posts the producer's client credentials there (client_secret_basic)
+    answer = httpx.post(
+        token_url,
+        data={"grant_type": "client_credentials", "scope": "orders/write orders/read"},
+        auth=(producer.client_id, producer.client_secret),
+        timeout=30,
+    )
+    # Then it gets a bearer token, which the API accepts for a POST
+    assert answer.status_code == 200, answer.text
+    token = answer.json()["access_token"]
+    posted = httpx.post(
+        f"{local_runtime.url}/orders",
+        json={
+            "customer_id": "cust-42",
+            "currency": "EUR",
+            "items": [{"sku": "S", "quantity": 1, "unit_price": "1"}],
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert posted.status_code == 202, posted.text
+    # ...and a wrong secret is refused there as the issuer refuses it (no token)
+    refused = httpx.post(
+        token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(producer.client_id, "not-the-secret"),
+        timeout=30,
+    )
+    assert refused.status_code in (400, 401) and "access_token" not in refused.text

@@ -4,7 +4,10 @@
 which a test keeps equal to it); `/docs` is Swagger UI on it, from the assets `make setup` installs
 with npm (swagger-ui-dist, pinned in package.json). Nothing comes from a CDN: the page names only
 same-origin assets and its Content-Security-Policy allows no other origin. "Try it out" calls the
-running API (the document's server is `/`); Authorize takes the API key.
+running API (the document's server is `/`). Authorize (jwt mode) asks for a client id and secret
+and fetches a token from the document's relative tokenUrl, `/oauth2/token` on this origin, which
+this site forwards to the local issuer (same origin: the page's Content-Security-Policy allows it,
+and the issuer needs no CORS).
 
 The deployed API Gateway serves neither: this is a developer's view of the local pipeline.
 """
@@ -13,9 +16,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from pathlib import Path
+
+from orderpipe_common.http import OAUTH2_TOKEN_PATH
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SWAGGER_UI_DIR = REPO_ROOT / "node_modules" / "swagger-ui-dist"
@@ -71,14 +78,23 @@ class DocsSite:
     """Answers GET/HEAD for the document and the docs page; `answer` is None for any other request."""
 
     def __init__(
-        self, *, document: Callable[[], str] = _generated_document, assets_dir: Path = SWAGGER_UI_DIR
+        self,
+        *,
+        document: Callable[[], str] = _generated_document,
+        assets_dir: Path = SWAGGER_UI_DIR,
+        token_url: str | None = None,
     ) -> None:
         self._document = document
         self._assets_dir = assets_dir
+        self._token_url = token_url  # the local issuer's token endpoint (jwt mode), for Authorize
         self._document_text: str | None = None
         self._lock = threading.Lock()
 
-    def answer(self, method: str, path: str) -> Answer | None:
+    def answer(
+        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> Answer | None:
+        if method == "POST" and path == OAUTH2_TOKEN_PATH and self._token_url is not None:
+            return self._forward_token_request(headers or {}, body)
         if method not in ("GET", "HEAD"):
             return None
         if path == DOCUMENT_PATH:
@@ -97,6 +113,21 @@ class DocsSite:
             if self._document_text is None:
                 self._document_text = self._document()
             return self._document_text
+
+    def _forward_token_request(self, headers: Mapping[str, str], body: bytes) -> Answer:
+        """The token request of Swagger UI's Authorize, passed to the issuer and its answer back."""
+        assert self._token_url is not None
+        forwarded = {
+            name: value
+            for name, value in headers.items()
+            if name.lower() in ("authorization", "content-type", "accept")
+        }
+        request = urllib.request.Request(self._token_url, data=body, headers=forwarded, method="POST")  # noqa: S310 - the local issuer's http URL
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+                return answer.status, {"Content-Type": answer.headers.get("Content-Type", "")}, answer.read()
+        except urllib.error.HTTPError as refused:
+            return refused.code, {"Content-Type": refused.headers.get("Content-Type", "")}, refused.read()
 
     def _with_assets(self, serve: Callable[[], Answer]) -> Answer:
         if not all((self._assets_dir / name).is_file() for name in ASSETS):

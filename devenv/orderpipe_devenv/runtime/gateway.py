@@ -95,8 +95,9 @@ class ApiGatewayEmulator:
     ) -> tuple[int, dict[str, str], bytes]:
         """One request through the gateway: (status, headers, body); `headers` names lower-cased."""
         url = urlsplit(raw_path)
-        if self.docs is not None and (answer := self.docs.answer(method, url.path)) is not None:
-            return answer
+        docs_answer = self.docs.answer(method, url.path, headers=headers, body=body) if self.docs else None
+        if docs_answer is not None:
+            return docs_answer
         route, path_parameters = self._route(method, url.path)
         if route is None:
             return _refusal(missing_authentication_token())

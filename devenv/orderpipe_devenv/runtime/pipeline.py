@@ -237,7 +237,7 @@ class LocalRuntime(Started):
                 Route("POST", "/orders/batch", self.functions["ingest"].invoke),
                 Route("GET", "/orders/{order_id}", self.functions["reader"].invoke),
             ],
-            docs=DocsSite(),
+            docs=DocsSite(token_url=self.issuer.token_url if self.issuer is not None else None),
         )
         self.event_source = SqsEventSource(
             sqs_client=self.client("sqs"),

@@ -224,6 +224,12 @@ def field_errors(error: ValidationError, *, prefix: tuple[str | int, ...] = ()) 
 # - jwt (default): an OAuth 2.0 access token from the client-credentials grant, with the route's
 #   scope; the usage-plan API key comes from the authorizer, the producer sends none;
 # - iam: a SigV4 signature (service execute-api) and the producer's usage-plan API key.
+# The oauth2 scheme's tokenUrl: relative, so it resolves against wherever the document is served.
+# Deployed, no such route exists (the token endpoint is the stack's TokenUrl output, on Cognito);
+# the local runtime's docs site forwards it to its local issuer, so /docs can Authorize.
+OAUTH2_TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a path, not a secret
+
+
 def security_schemes() -> dict[str, Any]:
     """The OpenAPI security schemes (for the generator, which calls it; no function does).
 
@@ -240,11 +246,14 @@ def security_schemes() -> dict[str, Any]:
 
     return {
         "oauth2": OAuth2(
-            description="OAuth 2.0 client credentials (mode jwt, the default). Token URL: the stack's "
-            "TokenUrl output (Cognito) or your issuer's; locally `orderpipe run` prints it.",
+            description="OAuth 2.0 client credentials (mode jwt, the default). The token endpoint is "
+            "not the API's: it is the stack's TokenUrl output (Cognito) or your issuer's, and locally "
+            "the one `orderpipe run` prints. The tokenUrl below is relative to where this document is "
+            "served: the local pipeline's /docs forwards it to its issuer; elsewhere get a token from "
+            "the token endpoint and send it as `Authorization: Bearer`.",
             flows=OAuthFlows(
                 clientCredentials=OAuthFlowClientCredentials(
-                    tokenUrl="/oauth2/token",
+                    tokenUrl=OAUTH2_TOKEN_PATH,
                     scopes={
                         SCOPE_WRITE: "submit orders",
                         SCOPE_READ: "read the producer's own orders",
