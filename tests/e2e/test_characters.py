@@ -3,7 +3,9 @@
 Every free-text field, holding the characters SQS refuses in a message body (and NUL and other
 awkward ones), goes through the real path: HTTP -> ingest -> ElasticMQ (which refuses what SQS
 refuses) -> writer -> Cassandra -> reader, and comes back the same; a lone surrogate is a 422
-naming the field, and an object that repeats a key a 400, with nothing enqueued.
+naming the field (in a batch, that order alone is rejected), and an object that repeats a key a 400
+naming where. (That a repeated key enqueues nothing is checked against ingest and its queue
+directly, in tests/integration/test_ingest_api.py.)
 """
 
 from __future__ import annotations
