@@ -20,7 +20,7 @@ import pytest
 from cassandra.cluster import Session
 
 from orderpipe_client.bulk import read_outcomes
-from orderpipe_client.cli import EXIT_REFUSED
+from orderpipe_client.cli import EXIT_INTERRUPTED, EXIT_REFUSED
 from orderpipe_devenv.runtime.pipeline import LocalProducer, LocalRuntime
 from tests.e2e.conftest import submit_credentials_for, wait_for
 
@@ -91,8 +91,18 @@ def settled_lines(outcomes: Path) -> int:
     return len(read_outcomes(outcomes).final) if outcomes.exists() else 0
 
 
-def test_an_import_killed_half_way_and_run_again_stores_every_valid_line_once(
-    local_runtime: LocalRuntime, producer: LocalProducer, cql_session: Session, tmp_path: Path
+# How an import is interrupted, and the exit status each way: SIGKILL (nothing runs after it), and
+# SIGINT (Ctrl-C: the command's documented 130, after saying how to resume).
+INTERRUPTIONS = {"SIGKILL": (signal.SIGKILL, -signal.SIGKILL), "SIGINT": (signal.SIGINT, EXIT_INTERRUPTED)}
+
+
+@pytest.mark.parametrize("interruption", sorted(INTERRUPTIONS))
+def test_an_import_interrupted_half_way_and_run_again_stores_every_valid_line_once(
+    local_runtime: LocalRuntime,
+    producer: LocalProducer,
+    cql_session: Session,
+    tmp_path: Path,
+    interruption: str,
 ) -> None:
     # Given a file of 5,000 orders, 20 of them invalid
     run = f"bulk-{uuid.uuid4().hex[:8]}"
@@ -103,8 +113,9 @@ def test_an_import_killed_half_way_and_run_again_stores_every_valid_line_once(
     )
     references = write_source(source, run)
     assert len(references) == LINES - 20
-    # When `orderpipe submit` is SIGKILLed once about half the lines have an outcome (paced at
-    # 1,000 orders/s so that half-way lasts long enough to be hit), with batches in flight
+    # When `orderpipe submit` is interrupted (SIGKILL, or SIGINT as Ctrl-C sends it) once about half
+    # the lines have an outcome (paced at 1,000 orders/s so that half-way lasts long enough to be
+    # hit), with batches in flight
     first = submit(local_runtime, producer, source, outcomes, log, "--rate", "1000")
     wait_for(
         lambda: settled_lines(outcomes) >= LINES // 2 or first.poll() is not None,
@@ -112,9 +123,16 @@ def test_an_import_killed_half_way_and_run_again_stores_every_valid_line_once(
         interval=0.02,
         what="half the lines to be settled",
     )
-    first.send_signal(signal.SIGKILL)
-    assert first.wait(timeout=30) == -signal.SIGKILL, log.read_text()
+    sent, expected_exit = INTERRUPTIONS[interruption]
+    first.send_signal(sent)
+    assert first.wait(timeout=30) == expected_exit, log.read_text()
     settled_before = settled_lines(outcomes)
+    if sent == signal.SIGINT:
+        # Then (Ctrl-C) it said how to resume, and left an outcome file of whole records, no torn line
+        assert "interrupted." in log.read_text()
+        written = outcomes.read_bytes()
+        assert written.endswith(b"\n")
+        assert all(json.loads(line) for line in written.splitlines())
     # ...and run again, as fast as it goes, with the same outcome file
     second = submit(local_runtime, producer, source, outcomes, log)
     exit_code = second.wait(timeout=300)
