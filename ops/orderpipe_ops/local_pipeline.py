@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orderpipe_ops.pids import pid_alive
+
 STATE_DIR_VARIABLE = "ORDERPIPE_STATE_DIR"
 FILE_NAME = "local-pipeline.json"
 
@@ -66,16 +68,6 @@ class LocalPipeline:
         }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read(path: Path | None = None) -> LocalPipeline | None:
     """The running local pipeline, or None (no file, an unreadable one, or its `orderpipe run` is gone)."""
     path = path or state_file()
@@ -84,7 +76,7 @@ def read(path: Path | None = None) -> LocalPipeline | None:
         pipeline = LocalPipeline(**data)
     except (OSError, ValueError, TypeError):
         return None
-    return pipeline if _alive(pipeline.pid) else None
+    return pipeline if pid_alive(pipeline.pid) else None
 
 
 def write(pipeline: LocalPipeline, path: Path | None = None) -> Path:
