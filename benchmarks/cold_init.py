@@ -12,7 +12,7 @@ the clients it creates; cassandra-driver where used). Both are timed inside the 
 imports and client creation; the ratio is taken on CPU time (`process_time`), which other work on
 a shared machine inflates far less than wall time (both are recorded).
 
-Tracing options (issue 16), each on top of the writer's init in the same kind of process:
+Tracing options, each on top of the writer's init in the same kind of process:
 `platform` (the shipped choice: Lambda's active tracing, no SDK in the bundle), `xray_sdk`
 (Powertools' Tracer with the AWS X-Ray SDK, as before), `otel` (an OpenTelemetry SDK set-up for
 X-Ray: tracer provider, X-Ray id generator and propagator, batch span processor, OTLP/HTTP

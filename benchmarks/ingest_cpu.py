@@ -163,7 +163,7 @@ def _measure(
             "ingest_batch_vs_baseline": median["batch"] / median["baseline"],
             "ingest_single_vs_baseline": median["single"] / median["baseline"],
             # A single POST is one request: Lambda bills its duration in 1 ms steps and the SQS round
-            # trip dominates it, so its goal is CPU per request, not a ratio to json+uuid (issue 16).
+            # trip dominates it, so its goal is CPU per request, not a ratio to json+uuid.
             "ingest_single_cpu_vs_1ms": median["single"] / 1000,
         },
         goals=[
