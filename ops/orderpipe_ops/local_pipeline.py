@@ -3,8 +3,9 @@
 The file is `$ORDERPIPE_STATE_DIR/local-pipeline.json` (default `~/.local/state/orderpipe/`). It
 names the API URL and credentials to use locally, each AWS endpoint (SQS on ElasticMQ, the rest on
 moto), the queue URLs and the Cassandra contact point, with the pid of the `orderpipe run` that
-wrote it. `orderpipe run` removes it when it stops; a file whose pid is gone (a killed run) is
-ignored. The operator commands, the load generator and `orderpipe submit` use it when they are
+wrote it and when that process started. `orderpipe run` removes it when it stops; a file whose
+process is gone (a killed run) is ignored, also when its pid has been given to another process
+since. The file is readable by its owner only (it holds the local API key). The operator commands, the load generator and `orderpipe submit` use it when they are
 given no endpoint, stack or URL, and say so.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orderpipe_ops.pids import pid_alive
+from orderpipe_ops.pids import same_process
 
 STATE_DIR_VARIABLE = "ORDERPIPE_STATE_DIR"
 FILE_NAME = "local-pipeline.json"
@@ -50,6 +51,9 @@ class LocalPipeline:
     # dependencies (`orderpipe fault` injects faults through it).
     toxiproxy_url: str | None = None
     started_at: float = field(default_factory=time.time)
+    # The process's start time (/proc/<pid>/stat field 22): a reused pid then names another process.
+    # None (a file from before it was recorded): the pid alone decides.
+    pid_started: int | None = None
 
     @property
     def description(self) -> str:
@@ -76,7 +80,7 @@ def read(path: Path | None = None) -> LocalPipeline | None:
         pipeline = LocalPipeline(**data)
     except (OSError, ValueError, TypeError):
         return None
-    return pipeline if pid_alive(pipeline.pid) else None
+    return pipeline if same_process(pipeline.pid, pipeline.pid_started) else None
 
 
 def write(pipeline: LocalPipeline, path: Path | None = None) -> Path:

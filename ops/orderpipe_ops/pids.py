@@ -26,3 +26,22 @@ def pid_alive(pid: int) -> bool:
         return True
     fields = _stat_fields(pid)
     return fields is not None and fields[:1] != ["Z"]
+
+
+def start_time(pid: int) -> int | None:
+    """When `pid` started, in clock ticks after boot (/proc/<pid>/stat field 22); None if gone.
+
+    With the pid it names one process: a pid the kernel gives to a new process later has another.
+    """
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[22 - 3]) if fields is not None else None  # fields start at field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def same_process(pid: int, started: int | None) -> bool:
+    """True while the process `pid` that started at `started` runs (None: the pid alone decides)."""
+    if not pid_alive(pid):
+        return False
+    return started is None or start_time(pid) == started
