@@ -12,7 +12,7 @@ the clients it creates; cassandra-driver where used). Both are timed inside the 
 imports and client creation; the ratio is taken on CPU time (`process_time`), which other work on
 a shared machine inflates far less than wall time (both are recorded).
 
-Tracing options (issue 16), each on top of the writer's init in the same kind of process:
+Tracing options, each on top of the writer's init in the same kind of process:
 `platform` (the shipped choice: Lambda's active tracing, no SDK in the bundle), `xray_sdk`
 (Powertools' Tracer with the AWS X-Ray SDK, as before), `otel` (an OpenTelemetry SDK set-up for
 X-Ray: tracer provider, X-Ray id generator and propagator, batch span processor, OTLP/HTTP
@@ -32,8 +32,18 @@ from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.common import LOCAL_AWS, QUIET_POWERTOOLS, alternating_rounds, spread_percent
+from benchmarks.common import (
+    LOCAL_AWS,
+    NO_NETWORK_ENDPOINT,
+    QUIET_POWERTOOLS,
+    alternating_rounds,
+    aws_endpoint,
+    spread_percent,
+)
 from benchmarks.results_file import BenchmarkResult, Goal
+from orderpipe_common.settings import CassandraSettings, PowertoolsSettings
+from orderpipe_ingest.settings import IngestSettings
+from orderpipe_reader.settings import ReaderSettings
 
 GOAL_RATIO = 1.3
 
@@ -54,12 +64,10 @@ FUNCTIONS: dict[str, dict[str, str]] = {
             "idempotency._dynamodb_client(Deadline.after(10))\n"  # the idempotency table's DynamoDB client
         ),
         "baseline": "import boto3\nboto3.client('sqs')\nboto3.client('dynamodb')\n",
-        "env": "ORDERS_QUEUE_URL=http://127.0.0.1:9/000000000000/q IDEMPOTENCY_TABLE_NAME=t",
     },
     "writer": {
         "init": "from orderpipe_writer import handler\nhandler.get_store()\n",
         "baseline": "import cassandra.cluster\nimport cassandra.concurrent\n",
-        "env": "",
     },
     "reader": {
         "init": (
@@ -68,8 +76,15 @@ FUNCTIONS: dict[str, dict[str, str]] = {
             "handler.get_cache(); handler.get_source(); cache.client_within('dynamodb', Deadline.after(10), cap_seconds=1)\n"
         ),
         "baseline": "import boto3\nimport cassandra.cluster\nboto3.client('dynamodb')\n",
-        "env": "CACHE_TABLE_NAME=t",
     },
+}
+# Each function's own variables beside the shared ones (nothing is reached: the discard port).
+FUNCTION_ENV: dict[str, dict[str, str]] = {
+    "ingest": IngestSettings.environment(
+        orders_queue_url=f"{NO_NETWORK_ENDPOINT}/000000000000/q", idempotency_table_name="t"
+    ),
+    "writer": {},
+    "reader": ReaderSettings.environment(cache_table_name="t"),
 }
 
 # What the Lambda runtime provides beside the bundle (the bundling leaves these out).
@@ -202,11 +217,13 @@ def run(*, rounds: int = 7, progress: Callable[[str], None] = print) -> Benchmar
         "LANG": "C.UTF-8",
         **QUIET_POWERTOOLS,
         **LOCAL_AWS,
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # discard port: no network
-        "CASSANDRA_CONTACT_POINTS": "127.0.0.1",
-        "CASSANDRA_PORT": "9",
-        "CASSANDRA_LOCAL_DC": "datacenter1",
-        "CASSANDRA_KEYSPACE": "orderpipe",
+        **aws_endpoint(NO_NETWORK_ENDPOINT),  # discard port: no network
+        **CassandraSettings.environment(
+            cassandra_contact_points=["127.0.0.1"],
+            cassandra_port=9,
+            cassandra_local_dc="datacenter1",
+            cassandra_keyspace="orderpipe",
+        ),
     }
     work = Path(tempfile.mkdtemp(prefix="orderpipe-cold-init-"))
     try:
@@ -217,8 +234,11 @@ def run(*, rounds: int = 7, progress: Callable[[str], None] = print) -> Benchmar
         figures: dict[str, object] = {"python": runtime_python(), "rounds": rounds, "timer": "process_time"}
         ratios: dict[str, float] = {}
         for name, spec in FUNCTIONS.items():
-            env = {**base_env, "POWERTOOLS_SERVICE_NAME": name}
-            env.update(dict(pair.split("=", 1) for pair in spec["env"].split()))
+            env = {
+                **base_env,
+                **PowertoolsSettings.environment(powertools_service_name=name),
+                **FUNCTION_ENV[name],
+            }
             path = [bundles[name], runtime]
             variants = {
                 "function": functools.partial(_child, spec["init"], env, path),
@@ -273,9 +293,8 @@ def _tracing_options(
 ) -> dict[str, object]:
     env = {
         **base_env,
-        "POWERTOOLS_SERVICE_NAME": "writer",
         # As in Lambda with active tracing: Powertools' Tracer is on and patches the AWS SDK.
-        "POWERTOOLS_TRACE_DISABLED": "false",
+        **PowertoolsSettings.environment(powertools_service_name="writer", powertools_trace_disabled=False),
         "AWS_LAMBDA_FUNCTION_NAME": "writer",
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
     }

@@ -7,18 +7,28 @@ import statistics
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from orderpipe_common.settings import PowertoolsSettings
+
 # Functions run in-process here: no X-Ray, no EMF lines on stdout, quiet logs.
-QUIET_POWERTOOLS = {
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
-    "POWERTOOLS_METRICS_NAMESPACE": "orderpipe",
-}
+QUIET_POWERTOOLS = PowertoolsSettings.environment(
+    powertools_trace_disabled=True,
+    powertools_metrics_disabled=True,
+    powertools_log_level="WARNING",
+    powertools_metrics_namespace=PowertoolsSettings.default("powertools_metrics_namespace"),
+)
+# The AWS SDK's own variables (no settings model of ours owns them): named here only.
 LOCAL_AWS = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
 }
+# Any AWS call made where none should be fails fast on the discard port.
+NO_NETWORK_ENDPOINT = "http://127.0.0.1:9"
+
+
+def aws_endpoint(url: str) -> dict[str, str]:
+    """The environment that sends the AWS SDK to `url`."""
+    return {"AWS_ENDPOINT_URL": url}
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from typing import Any
 
 from benchmarks.proc_cpu import cpu_by_role, descendants_cpu
 from benchmarks.results_file import BenchmarkResult, Goal
+from orderpipe_common.settings import CassandraSettings
 from orderpipe_common.tuning import TUNING_PROFILES, PipelineTuning
 from orderpipe_devenv.aws.endpoints import local_aws
 from orderpipe_devenv.processes import free_port
@@ -98,7 +99,9 @@ def pipeline(
         logging.getLogger(noisy).setLevel(logging.WARNING)
     with local_aws("elasticmq") as aws:
         config = RuntimeConfig(
-            port=free_port(), keyspace=cassandra_env.get("CASSANDRA_KEYSPACE", "orderpipe"), tuning=tuning
+            port=free_port(),
+            keyspace=CassandraSettings.from_environment(cassandra_env).get("cassandra_keyspace", "orderpipe"),
+            tuning=tuning,
         )
         with LocalRuntime(
             config,

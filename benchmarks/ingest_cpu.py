@@ -16,15 +16,19 @@ from typing import Any
 
 from benchmarks.common import (
     LOCAL_AWS,
+    NO_NETWORK_ENDPOINT,
     QUIET_POWERTOOLS,
     alternating_rounds,
+    aws_endpoint,
     environment,
     medians,
     spread_percent,
 )
 from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_common.identity import SCOPE_WRITE, authorizer_context
+from orderpipe_common.settings import PowertoolsSettings
 from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event
+from orderpipe_ingest.settings import IngestSettings
 from orderpipe_testkit.loadgen.orders import BodyPool
 from orderpipe_testkit.process_state import reset_process_state
 
@@ -49,11 +53,12 @@ def run(
     env = {
         **QUIET_POWERTOOLS,
         **LOCAL_AWS,
-        "POWERTOOLS_SERVICE_NAME": "ingest",
-        "ORDERS_QUEUE_URL": "http://127.0.0.1:9/000000000000/no-op",
-        "IDEMPOTENCY_TABLE_NAME": "no-op",
+        **PowertoolsSettings.environment(powertools_service_name="ingest"),
+        **IngestSettings.environment(
+            orders_queue_url=f"{NO_NETWORK_ENDPOINT}/000000000000/no-op", idempotency_table_name="no-op"
+        ),
         # Nothing may leave the process: any real AWS call would fail fast on the discard port.
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        **aws_endpoint(NO_NETWORK_ENDPOINT),
     }
     with environment(env):
         from orderpipe_ingest import handler, publisher
@@ -158,7 +163,7 @@ def _measure(
             "ingest_batch_vs_baseline": median["batch"] / median["baseline"],
             "ingest_single_vs_baseline": median["single"] / median["baseline"],
             # A single POST is one request: Lambda bills its duration in 1 ms steps and the SQS round
-            # trip dominates it, so its goal is CPU per request, not a ratio to json+uuid (issue 16).
+            # trip dominates it, so its goal is CPU per request, not a ratio to json+uuid.
             "ingest_single_cpu_vs_1ms": median["single"] / 1000,
         },
         goals=[

@@ -17,12 +17,13 @@ from typing import Any
 
 import boto3
 
-from benchmarks.common import LOCAL_AWS, QUIET_POWERTOOLS, environment, spread_percent
+from benchmarks.common import LOCAL_AWS, QUIET_POWERTOOLS, aws_endpoint, environment, spread_percent
 from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_common.identity import SCOPE_READ, authorizer_context
 from orderpipe_devenv.aws import resources as aws_resources
 from orderpipe_devenv.aws.moto_server import MotoServerProcess
 from orderpipe_devenv.lambda_events import LocalLambdaContext, rest_proxy_event, sqs_event_from_bodies
+from orderpipe_reader.settings import ReaderSettings
 from orderpipe_testkit.loadgen.orders import order_payload
 from orderpipe_testkit.process_state import reset_process_state
 
@@ -80,8 +81,8 @@ def run(
             **cassandra_env,
             **QUIET_POWERTOOLS,
             **LOCAL_AWS,
-            "AWS_ENDPOINT_URL": moto.endpoint_url,
-            "CACHE_TTL_SECONDS": "300",
+            **aws_endpoint(moto.endpoint_url),
+            **ReaderSettings.environment(cache_ttl_seconds=300),
         }
         with environment(env):
             from orderpipe_reader import handler as reader
@@ -110,7 +111,7 @@ def run(
             try:
                 for number in range(rounds + 1):  # round 0 warms connections and code paths
                     table = aws_resources.create_cache_table(f"bench-cache-{number}", dynamodb=dynamodb)
-                    with environment({"CACHE_TABLE_NAME": table.name}):
+                    with environment(ReaderSettings.environment(cache_table_name=table.name)):
                         reset_process_state()
                         misses = [_get(reader, order_id) for order_id in ids]
                         hits = [_get(reader, order_id) for order_id in ids]

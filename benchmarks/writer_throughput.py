@@ -39,7 +39,7 @@ from benchmarks.proc_cpu import cpu_seconds
 from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_common import cassandra_session
 from orderpipe_common.order_rows import INSERT_ORDER_CQL, order_to_row
-from orderpipe_common.settings import load
+from orderpipe_common.settings import CassandraSettings, PowertoolsSettings, load
 from orderpipe_common.tuning import DEFAULT_TUNING
 from orderpipe_devenv.lambda_events import LocalLambdaContext, sqs_event_from_bodies
 from orderpipe_devenv.toxiproxy import Proxy, Toxic, ToxiproxyServer
@@ -166,8 +166,9 @@ def measure_target(
         environment(
             {
                 **_settings_env(target, keyspace, consistency),
-                "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": "WARNING",
+                **PowertoolsSettings.environment(
+                    powertools_metrics_disabled=True, powertools_log_level="WARNING"
+                ),
             }
         ),
         clusters_through(target),
@@ -289,9 +290,10 @@ def run(
     cluster_nodes: int = 3,
     progress: Callable[[str], None] = print,
 ) -> BenchmarkResult:
-    keyspace = cassandra_env["CASSANDRA_KEYSPACE"]
-    node = (cassandra_env["CASSANDRA_CONTACT_POINTS"].split(",")[0], int(cassandra_env["CASSANDRA_PORT"]))
-    local_dc = cassandra_env["CASSANDRA_LOCAL_DC"]
+    given = CassandraSettings.from_environment(cassandra_env)
+    keyspace = given["cassandra_keyspace"]
+    node = (given["cassandra_contact_points"].split(",")[0], int(given["cassandra_port"]))
+    local_dc = given["cassandra_local_dc"]
     common = {"rows": rows, "rounds": rounds, "batch_size": batch_size, "progress": progress}
     figures: dict[str, Any] = {
         "rows_per_round": rows,

@@ -30,7 +30,7 @@ from orderpipe_common.cassandra_backends import (
 )
 from orderpipe_common.identity import PRODUCER_PATTERN
 from orderpipe_common.settings import PROTOCOL_VERSIONS, CassandraSettings, ConsistencyName, HostnameCheck
-from orderpipe_common.tuning import DEFAULT_TUNING, TUNING_PROFILES, PipelineTuning
+from orderpipe_common.tuning import DEFAULT_TUNING, DEFAULT_USAGE_PLAN, TUNING_PROFILES, PipelineTuning
 from orderpipe_ingest.settings import IngestSettings
 from orderpipe_reader.settings import ReaderSettings
 
@@ -45,9 +45,9 @@ DEFAULT_PRINCIPAL_CLAIM: str = AuthorizerSettings.default("auth_principal_claim"
 DEFAULT_LEGACY_PRODUCER: str = ReaderSettings.default("legacy_producer")
 DEFAULT_KEYSPACE = "orderpipe"
 DEFAULT_LOG_LEVEL = "INFO"
-DEFAULT_API_RATE_LIMIT = 500
-DEFAULT_API_BURST_LIMIT = 1000
-DEFAULT_API_QUOTA_PER_DAY = 10_000_000
+DEFAULT_API_RATE_LIMIT = DEFAULT_USAGE_PLAN.rate_limit
+DEFAULT_API_BURST_LIMIT = DEFAULT_USAGE_PLAN.burst_limit
+DEFAULT_API_QUOTA_PER_DAY = DEFAULT_USAGE_PLAN.quota_per_day
 DEFAULT_NEW_VPC_CIDR = "10.40.0.0/16"
 DEFAULT_MAX_AZS = 2
 

@@ -24,6 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+# One copy, in the operator tools (they install alone); the local environment depends on them.
+from orderpipe_ops.pids import pid_alive
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -103,21 +106,6 @@ def die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-
-
-def pid_alive(pid: int) -> bool:
-    """True for a running process; a zombie (exited, not yet reaped) is not alive."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text()
-        return status.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def stop_process(process: subprocess.Popen[bytes], *, timeout: float, name: str) -> None:

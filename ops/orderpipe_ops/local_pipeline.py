@@ -3,8 +3,9 @@
 The file is `$ORDERPIPE_STATE_DIR/local-pipeline.json` (default `~/.local/state/orderpipe/`). It
 names the API URL and credentials to use locally, each AWS endpoint (SQS on ElasticMQ, the rest on
 moto), the queue URLs and the Cassandra contact point, with the pid of the `orderpipe run` that
-wrote it. `orderpipe run` removes it when it stops; a file whose pid is gone (a killed run) is
-ignored. The operator commands, the load generator and `orderpipe submit` use it when they are
+wrote it and when that process started. `orderpipe run` removes it when it stops; a file whose
+process is gone (a killed run) is ignored, also when its pid has been given to another process
+since. The file is readable by its owner only (it holds the local API key). The operator commands, the load generator and `orderpipe submit` use it when they are
 given no endpoint, stack or URL, and say so.
 """
 
@@ -16,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from orderpipe_ops.pids import same_process
 
 STATE_DIR_VARIABLE = "ORDERPIPE_STATE_DIR"
 FILE_NAME = "local-pipeline.json"
@@ -69,6 +72,9 @@ class LocalPipeline:
     # dependencies (`orderpipe fault` injects faults through it).
     toxiproxy_url: str | None = None
     started_at: float = field(default_factory=time.time)
+    # The process's start time (/proc/<pid>/stat field 22): a reused pid then names another process.
+    # None (a file from before it was recorded): the pid alone decides.
+    pid_started: int | None = None
 
     @property
     def description(self) -> str:
@@ -100,16 +106,6 @@ class LocalPipeline:
         }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read(path: Path | None = None) -> LocalPipeline | None:
     """The running local pipeline, or None (no file, an unreadable one, or its `orderpipe run` is gone)."""
     path = path or state_file()
@@ -118,7 +114,7 @@ def read(path: Path | None = None) -> LocalPipeline | None:
         pipeline = LocalPipeline(**data)
     except (OSError, ValueError, TypeError):
         return None
-    return pipeline if _alive(pipeline.pid) else None
+    return pipeline if same_process(pipeline.pid, pipeline.pid_started) else None
 
 
 def write(pipeline: LocalPipeline, path: Path | None = None) -> Path:

@@ -1,17 +1,19 @@
 """The operator's tools: queue status, DLQ inspection and redrive (logic for `orderpipe queue|dlq`).
 
-Everything takes boto3 clients, so the same code runs against the local runtime's moto server
-(`AWS_ENDPOINT_URL`) and a deployed stack (the default credential chain).
+Everything takes boto3 clients, so the same code runs against the local runtime (SQS on ElasticMQ,
+CloudWatch on moto) and a deployed stack (the default credential chain).
 
 - `queue_status`: visible, in flight and the age of the oldest message for the orders queue and
-  its DLQ, each against its alarm threshold from `PipelineTuning`. SQS has no attribute for the
-  age: AWS publishes it only as the CloudWatch metric `ApproximateAgeOfOldestMessage`. Against a
-  local endpoint (moto publishes no SQS metrics) the age is computed by peeking at the messages'
-  `SentTimestamp` (a receive with VisibilityTimeout=0); the result says which source was used.
+  its DLQ, each against the threshold of the CloudWatch alarm that watches it
+  (`thresholds_from_alarms`: the stack's alarms, or the same ones the local runtime creates). SQS
+  has no attribute for the age: AWS publishes it only as the CloudWatch metric
+  `ApproximateAgeOfOldestMessage`. Against a local endpoint (nothing publishes SQS metrics there)
+  the age is computed by peeking at the messages' `SentTimestamp` (a receive with
+  VisibilityTimeout=0); the result says which source was used.
 - `inspect_dlq`: decoded envelopes and why they failed, without consuming anything: messages are
   received with a short visibility timeout and made visible again at once.
 - `redrive`: DLQ -> queue without ever losing a message. `StartMessageMoveTask` where the endpoint
-  implements it; otherwise (moto answers HTTP 500) by hand: send each message to the queue first,
+  implements it; otherwise (e.g. moto answers HTTP 500) by hand: send each message to the queue first,
   and delete it from the DLQ only once the send succeeded. A crash in between can duplicate a
   message, never lose one; the writer's upserts make a duplicate harmless.
 """

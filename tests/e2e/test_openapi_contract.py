@@ -31,7 +31,7 @@ MAX_EXAMPLES = 20
 SEED = 20261124
 # The one check left out: after `POST /orders` answers 202 the order is queued, not stored, and
 # `GET /orders/{order_id}` answers 404 + Retry-After until the writer has stored it (the API's
-# asynchronous contract, shared/DESIGN.md). Schemathesis' stateful phase follows the POST's id to
+# asynchronous contract, docs/architecture.md "Contracts"). Schemathesis' stateful phase follows the POST's id to
 # the GET at once and calls that 404 "created resource not found".
 EXCLUDED_CHECKS = ("ensure_resource_availability",)
 

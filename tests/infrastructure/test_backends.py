@@ -1,4 +1,4 @@
-"""The synthesized template per backend (issue 18): placement, network path, grants, environment.
+"""The synthesized template per backend: placement, network path, grants, environment.
 
 Each configuration is the one tests/infrastructure/conftest.py synthesizes with cdk-nag for every
 infrastructure test (`nagged_outdirs`: reaching these tests means cdk-nag found nothing

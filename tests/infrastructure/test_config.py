@@ -284,7 +284,7 @@ def test_tls_ca_file_and_defaults() -> None:
     assert parsed.reader_reserved_concurrency == 20
 
 
-# -- backends (issue 18): self-managed (default), Amazon Keyspaces, Astra DB ----------------------------
+# -- backends: self-managed (default), Amazon Keyspaces, Astra DB ----------------------------
 KEYSPACES = {k.removeprefix(PREFIX): v for k, v in KEYSPACES_CONTEXT.items()}
 ASTRA = {k.removeprefix(PREFIX): v for k, v in ASTRA_CONTEXT.items()}
 

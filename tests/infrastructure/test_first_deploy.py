@@ -1,4 +1,4 @@
-"""What a first `cdk deploy` needs, asserted on the synthesized template (issue 12's findings 1-8).
+"""What a first `cdk deploy` needs, asserted on the synthesized template.
 
 The schema custom resource connects to Cassandra during the deploy, so the network path (routes,
 peering or Transit Gateway attachment, endpoints, security-group rules) must exist before it runs:

@@ -1,4 +1,4 @@
-"""Writer, reader and schema on a real node with TLS only and PasswordAuthenticator (issue 12).
+"""Writer, reader and schema on a real node with TLS only and PasswordAuthenticator.
 
 The node (tests/fixtures/secured_cassandra.py) has a certificate made with keytool, signed by a
 throw-away CA, carrying its IP and a DNS name; the functions log in as a non-superuser role whose

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from orderpipe_testkit.loadgen import LoadConfig, percentile, run_load
+from orderpipe_testkit.loadgen import LoadConfig, generator, percentile, run_load
 from orderpipe_testkit.loadgen.generator import accepted_ids
-from orderpipe_testkit.loadgen.stats import summarize_ms
+from orderpipe_testkit.loadgen.stats import Recorder, RequestOutcome, summarize_ms
 
 
 class ScriptedApi:
@@ -222,3 +222,46 @@ def test_the_live_rate_after_sending_is_the_whole_runs_not_a_decaying_window(ser
     whole_run = report["orders_accepted"] / report["config"]["duration_s"]
     assert {round(s.current_orders_per_s, 6) for s in after} == {round(after[0].current_orders_per_s, 6)}
     assert after[-1].current_orders_per_s == pytest.approx(whole_run, rel=0.35)
+
+
+class _FakeClock:
+    """Stands in for the generator's `time` module: `monotonic()` answers what the test sets."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_the_live_rate_follows_the_recent_window_and_the_final_line_the_whole_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a run accepting 100 orders/s for 20 s, then 20 orders/s for the next 10 s
+    fast = [RequestOutcome(i * 0.1, 0.0, "202", 10, 10) for i in range(200)]
+    slow = [RequestOutcome(20 + i * 0.5, 0.0, "202", 10, 10) for i in range(20)]
+    pending = fast + slow
+    recorder = Recorder()
+    started = 1000.0
+    clock = _FakeClock(started)
+    monkeypatch.setattr(generator, "time", clock)
+    assert generator.RATE_WINDOW_S == 5.0  # the windows below are drawn for 5 s
+
+    def live_at(elapsed: float, sending_ended: float | None = None) -> float:
+        clock.now = started + elapsed
+        while pending and pending[0].started_s < elapsed:  # what has been answered by now
+            outcome = pending.pop(0)
+            recorder.sent(outcome.orders_sent)
+            recorder.record(outcome)
+        return generator._snapshot(recorder, started, None, sending_ended=sending_ended).current_orders_per_s
+
+    # When the live line is drawn while sending, Then it shows the last 5 s only:
+    # all fast at 20 s, 3 s fast + 2 s slow at 22 s, all slow at 30 s (not the run's 73/s)
+    assert live_at(20.0) == pytest.approx(100, rel=0.05)
+    assert live_at(22.0) == pytest.approx((300 + 40) / 5, rel=0.05)
+    assert live_at(30.0) == pytest.approx(20, rel=0.05)
+    # When sending ended at 30 s and the line is drawn later (visibility polls go on), Then it shows
+    # the whole run's rate, the same however long after the end
+    whole_run = (2000 + 200) / 30
+    assert live_at(35.0, sending_ended=started + 30) == pytest.approx(whole_run)
+    assert live_at(60.0, sending_ended=started + 30) == pytest.approx(whole_run)

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from orderpipe_common.identity import RESOURCE_SERVER
 from orderpipe_common.tables import PRODUCERS_PARTITION_KEY
+from orderpipe_common.tuning import DEFAULT_USAGE_PLAN
 from orderpipe_ops import producers as ops_producers
 
 AuthMode = Literal["jwt", "iam"]
@@ -65,10 +66,6 @@ def create_user_pool(name: str, *, cognito: Any) -> str:
     return str(pool_id)
 
 
-# The stack's default usage-plan limits (orderpipe:apiRateLimit ...); the emulator meters nothing.
-LOCAL_RATE_LIMIT, LOCAL_BURST_LIMIT, LOCAL_QUOTA_PER_DAY = 500.0, 1000, 10_000_000
-
-
 def create_usage_plan(name: str, *, apigateway: Any, tags: dict[str, str]) -> str:
     existing = [
         plan for plan in apigateway.get_usage_plans(limit=500).get("items", []) if plan["name"] == name
@@ -78,8 +75,12 @@ def create_usage_plan(name: str, *, apigateway: Any, tags: dict[str, str]) -> st
     plan = apigateway.create_usage_plan(
         name=name,
         description="orderpipe producers (local)",
-        throttle={"rateLimit": LOCAL_RATE_LIMIT, "burstLimit": LOCAL_BURST_LIMIT},
-        quota={"limit": LOCAL_QUOTA_PER_DAY, "period": "DAY"},
+        # The stack's default limits (orderpipe:apiRateLimit ...); the emulator meters nothing.
+        throttle={
+            "rateLimit": float(DEFAULT_USAGE_PLAN.rate_limit),
+            "burstLimit": DEFAULT_USAGE_PLAN.burst_limit,
+        },
+        quota={"limit": DEFAULT_USAGE_PLAN.quota_per_day, "period": "DAY"},
         tags=tags,
     )
     return str(plan["id"])

@@ -259,6 +259,7 @@ def _print_faults(console: Any, faults: Any) -> None:
 def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file: Any, producer: Any) -> None:
     from rich.panel import Panel
 
+    from orderpipe_common.settings import CassandraSettings
     from orderpipe_testkit.auth import ClientCredentialsAuth
 
     url = runtime.url
@@ -272,7 +273,8 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
         auth_line = (
             "Auth:       iam: SigV4 signatures (service execute-api) + the usage-plan key as x-api-key\n"
         )
-    env = runtime.cassandra_env
+    # The variables the Cassandra node was given, by setting name.
+    cassandra = CassandraSettings.from_environment(runtime.cassandra_env)
     console.print(
         Panel(
             f"[bold]orderpipe is running[/bold]\n"
@@ -283,14 +285,14 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
             f"AWS:        {runtime.aws_endpoint_url}"
             + (f" (SQS: {runtime.sqs_endpoint_url})" if runtime.sqs_endpoint_url else "")
             + "\n"
-            f"Cassandra:  {env['CASSANDRA_CONTACT_POINTS']}:{env['CASSANDRA_PORT']} ({cassandra_source}), "
-            f"keyspace {runtime.config.keyspace}"
+            f"Cassandra:  {cassandra['cassandra_contact_points']}:{cassandra['cassandra_port']} "
+            f"({cassandra_source}), keyspace {runtime.config.keyspace}"
             + (
-                f", TLS (CA {env['CASSANDRA_TLS_CA_FILE']}, {env['CASSANDRA_TLS_HOSTNAME_CHECK']})"
-                if env.get("CASSANDRA_TLS") == "true"
+                f", TLS (CA {cassandra['cassandra_tls_ca_file']}, {cassandra['cassandra_tls_hostname_check']})"
+                if cassandra.get("cassandra_tls") == "true"
                 else ""
             )
-            + (f", as role {env['CASSANDRA_USERNAME']}" if env.get("CASSANDRA_USERNAME") else "")
+            + (f", as role {cassandra['cassandra_username']}" if cassandra.get("cassandra_username") else "")
             + "\n"
             f"Writer:     batch {tuning.writer_batch_size}, window {tuning.writer_batching_window_seconds} s, "
             f"concurrency {tuning.writer_max_concurrency}, visibility {tuning.visibility_timeout_seconds} s, "

@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -65,6 +66,12 @@ def _interrupt(_signum: int, _frame: FrameType | None) -> None:
 def _initialize(handler_path: str, function_name: str, environment: Mapping[str, str]) -> None:
     global _handler, _function_name
     os.environ.update(environment)
+    # Spawning re-imported the parent's main module first: if that imported the functions' logger,
+    # it was created before this environment (POWERTOOLS_SERVICE_NAME) was set.
+    if "orderpipe_common.observability" in sys.modules:
+        from orderpipe_common.observability import follow_environment
+
+        follow_environment()
     # Powertools warns on every invocation that emits no metric (a refused request, the schema step).
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     module_name, _, attribute = handler_path.rpartition(".")

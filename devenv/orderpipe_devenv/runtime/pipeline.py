@@ -40,6 +40,7 @@ from orderpipe_devenv.runtime.gateway_auth import (
 from orderpipe_devenv.runtime.lambda_pool import LocalFunction
 from orderpipe_ops import producers as ops_producers
 from orderpipe_ops.local_pipeline import LocalPipeline
+from orderpipe_ops.pids import start_time
 from orderpipe_reader.settings import ReaderSettings
 from orderpipe_schema.settings import SchemaSettings
 
@@ -402,6 +403,7 @@ class LocalRuntime(Started):
         port = self.cassandra_env[CassandraSettings.variable("cassandra_port")]
         return LocalPipeline(
             pid=os.getpid(),
+            pid_started=start_time(os.getpid()),
             api_url=self.url,
             region=LOCAL_REGION,
             access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],

@@ -17,10 +17,16 @@ joins the same trace. Logs carry the rest: Powertools' Logger adds `xray_trace_i
 the API functions log the API Gateway request id as `correlation_id`, the ingest puts that id on
 every message it enqueues (`REQUEST_ID_ATTRIBUTE`) and the writer logs each order with it, so one
 Logs Insights query follows an order from the POST to its row.
+
+Every line names its service: the warnings of the libraries the functions use (the Cassandra
+driver's "Host ... has been marked down", botocore's retries, urllib3's connection pool) go through
+the same handler and formatter as the function's own lines, JSON with the service, instead of the
+bare text Lambda's (or Python's last-resort) handler would print.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from aws_lambda_powertools import Logger, Metrics
@@ -34,6 +40,41 @@ os.environ.setdefault(
 
 logger = Logger()
 metrics = Metrics()
+
+# Libraries whose warnings belong in a function's log (WARNING and above; below it they stay quiet).
+LIBRARY_LOGGERS = ("cassandra", "botocore", "urllib3")
+
+
+def _route_library_warnings() -> None:
+    handler = logging.StreamHandler(getattr(logger.registered_handler, "stream", None))
+    handler.setFormatter(logger.registered_formatter)
+    handler.setLevel(logging.WARNING)
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.addHandler(handler)
+        library.propagate = False  # else Lambda's root handler prints the same line again, bare
+
+
+_route_library_warnings()
+
+
+def follow_environment() -> None:
+    """Take the service name and log level from the environment as it is now.
+
+    Logger and Metrics read them when this module is imported. A process whose environment is set
+    later (a local runtime worker: a spawned process re-imports its parent's main module, which may
+    import this one, before the function's environment is applied) calls this once it is set.
+    """
+    given = PowertoolsSettings.from_environment(os.environ)
+    service = given.get("powertools_service_name")
+    if service:
+        logger.service = service
+        logger.append_keys(service=service)
+        metrics.service = service
+    level = given.get("powertools_log_level")
+    if level:
+        logger.setLevel(level)
+
 
 # The SQS message attribute that carries the ingest's request id to the writer.
 REQUEST_ID_ATTRIBUTE = "orderpipe-request-id"
@@ -56,4 +97,13 @@ def trace_root(trace_header: str | None) -> str | None:
     return None
 
 
-__all__ = ["REQUEST_ID_ATTRIBUTE", "MetricUnit", "logger", "metrics", "request_id", "trace_root"]
+__all__ = [
+    "LIBRARY_LOGGERS",
+    "REQUEST_ID_ATTRIBUTE",
+    "MetricUnit",
+    "follow_environment",
+    "logger",
+    "metrics",
+    "request_id",
+    "trace_root",
+]

@@ -23,6 +23,18 @@ from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)
+class UsagePlanLimits:
+    """Each producer's API key limits: the stack's defaults (orderpipe:api* context) and the local plan's."""
+
+    rate_limit: int = 500  # steady-state requests per second
+    burst_limit: int = 1000  # requests
+    quota_per_day: int = 10_000_000  # requests
+
+
+DEFAULT_USAGE_PLAN = UsagePlanLimits()
+
+
+@dataclass(frozen=True, kw_only=True)
 class PipelineTuning:
     # Function timeouts (the API functions answer within their own, shorter answer budgets)
     ingest_timeout_seconds: int = 10

@@ -34,12 +34,12 @@ def register(subparsers: Any) -> None:
         help="visible, in flight, oldest message age, DLQ depth, each against its alarm threshold",
         description=(
             "Show the orders queue and its DLQ: visible messages, in flight, the age of the oldest "
-            "message, each next to its alarm threshold from the shared PipelineTuning (exit code 3 "
+            "message, each next to the threshold of the CloudWatch alarm that watches it (exit code 3 "
             "when a measure is over its threshold), and the queues' budget read from their attributes: "
             "how long a Cassandra outage can last before orders reach the DLQ ((maxReceiveCount - 1) x "
             "visibility timeout) and the retention of each queue.\n\nSQS has no attribute for the age of the oldest "
             "message. Deployed, it is read from the CloudWatch metric ApproximateAgeOfOldestMessage; "
-            "against a local endpoint (moto publishes no SQS metrics) it is computed from the "
+            "against a local endpoint (ElasticMQ publishes no metrics) it is computed from the "
             "SentTimestamp of up to 10 messages peeked with VisibilityTimeout=0 (a peek counts as a "
             "receive). --age-source forces one.\n\n" + WHERE + "\n\nExamples:\n"
             "  orderpipe queue status                      # the local pipeline of a running `orderpipe run`\n"

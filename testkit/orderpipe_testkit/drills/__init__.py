@@ -1,1 +1,1 @@
-"""Failure drills (issue 8): each runs on the real local parts and reports sent/accepted/readable/DLQ/lost."""
+"""Failure drills: each runs on the real local parts and reports sent/accepted/readable/DLQ/lost."""

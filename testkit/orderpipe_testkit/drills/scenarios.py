@@ -36,6 +36,7 @@ from orderpipe_testkit.drills.common import (
     wait_until,
 )
 from orderpipe_testkit.sample_orders import make_order, message_body, order_payload
+from orderpipe_writer.settings import WriterSettings
 
 
 def _send(sqs: Any, queue_url: str, bodies: list[str]) -> None:
@@ -287,7 +288,7 @@ def writer_crash(cassandra: CassandraEndpointLike, *, orders_count: int = 400) -
         name="crash",
         tuning=CRASH_TUNING,
         before_start=fill_queue,
-        writer_env={"WRITER_MAX_IN_FLIGHT": "4"},
+        writer_env=WriterSettings.environment(writer_max_in_flight=4),
     ) as runtime:
         assert runtime.event_source is not None
         writer = runtime.functions["writer"]
