@@ -161,7 +161,10 @@ def embedded_endpoint(cluster: local_cassandra.CassandraCluster) -> CassandraEnd
 
 @contextmanager
 def _from_embedded_node(
-    settings: local_cassandra.ClusterSettings, *, secured: bool = False
+    settings: local_cassandra.ClusterSettings,
+    *,
+    secured: bool = False,
+    tls_server_name: str = security.SERVER_NAME,
 ) -> Iterator[ProvidedCassandra]:
     try:
         find_java()
@@ -174,7 +177,9 @@ def _from_embedded_node(
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="orderpipe-cassandra-tls-")))
             addresses = [local_cassandra.node_address(i) for i in range(1, settings.nodes + 1)]
             try:
-                material = security.make_tls_material(folder, addresses=addresses)
+                material = security.make_tls_material(
+                    folder, addresses=addresses, server_name=tls_server_name
+                )
             except local_cassandra.CassandraError as error:
                 raise CassandraUnavailableError(str(error)) from error
             settings = replace(
@@ -234,11 +239,13 @@ def provide_cassandra(
     *,
     embedded_settings: local_cassandra.ClusterSettings | None = None,
     secured: bool = False,
+    tls_server_name: str = security.SERVER_NAME,
 ) -> Iterator[ProvidedCassandra]:
     """A Cassandra for the duration of the `with` block (stopped at its end if we started it).
 
     secured: TLS + password authentication; only the embedded node can be made so here (an existing
-    cluster brings its own, through CASSANDRA_TLS_* and CASSANDRA_USERNAME/PASSWORD).
+    cluster brings its own, through CASSANDRA_TLS_* and CASSANDRA_USERNAME/PASSWORD). Its certificate
+    names `tls_server_name` (a DNS SAN) beside the nodes' IP addresses.
     """
     forced = (
         (forced if forced is not None else os.environ.get("ORDERPIPE_CASSANDRA_SOURCE", "")).strip().lower()
@@ -272,5 +279,7 @@ def provide_cassandra(
     log.info(
         "starting the embedded Cassandra %s node (no Docker engine here)", local_cassandra.CASSANDRA_VERSION
     )
-    with _from_embedded_node(embedded_settings or free_port_cluster_settings(), secured=secured) as provided:
+    with _from_embedded_node(
+        embedded_settings or free_port_cluster_settings(), secured=secured, tls_server_name=tls_server_name
+    ) as provided:
         yield provided

@@ -388,6 +388,16 @@ def _tls_failure(cause: BaseException) -> tuple[bool, str] | None:
     return None
 
 
+def _keyspaces_server_name(settings: CassandraSettings) -> str:
+    """The name Keyspaces' certificate is checked against, as the setting that gives it."""
+    if settings.cassandra_tls_server_name:
+        return f"{_variable('cassandra_tls_server_name')}={settings.cassandra_tls_server_name}"
+    return (
+        f"the service endpoint's name {settings.cassandra_contact_points[0]} "
+        f"(the first of {_variable('cassandra_contact_points')})"
+    )
+
+
 def _tls_error(settings: CassandraSettings, error: NoHostAvailable) -> CassandraTlsError | None:
     for cause in _errors(error):
         failure = _tls_failure(cause)
@@ -401,16 +411,16 @@ def _tls_error(settings: CassandraSettings, error: NoHostAvailable) -> Cassandra
         name_mismatch, words = failure
         if name_mismatch:
             if settings.cassandra_backend == "keyspaces":
-                name = settings.cassandra_tls_server_name or settings.cassandra_contact_points[0]
-                expected = f"the service endpoint's name {name} (the contact point)"
-                check = "server_name"
-            else:
-                check = settings.cassandra_tls_hostname_check
-                expected = (
-                    f"{_variable('cassandra_tls_server_name')}={settings.cassandra_tls_server_name}"
-                    if check == "server_name"
-                    else "the node's IP address"
+                # Checked against CASSANDRA_TLS_SERVER_NAME when set, else the contact point.
+                return CassandraTlsError(
+                    f"TLS: the endpoint's certificate does not match {_keyspaces_server_name(settings)}: {words}"
                 )
+            check = settings.cassandra_tls_hostname_check
+            expected = (
+                f"{_variable('cassandra_tls_server_name')}={settings.cassandra_tls_server_name}"
+                if check == "server_name"
+                else "the node's IP address"
+            )
             return CassandraTlsError(
                 f"TLS: a node's certificate does not match {expected} "
                 f"({_variable('cassandra_tls_hostname_check')}={check}): {words}"
