@@ -120,14 +120,19 @@ def drill_runtime(
     replication: dict[str, str | int] | None = None,
     before_start: Callable[[Any, aws_resources.PipelineResources], None] | None = None,
     writer_env: dict[str, str] | None = None,
+    cassandra_secrets: Callable[[str], dict[str, str]] | None = None,
 ) -> Iterator[LocalRuntime]:
     """The whole pipeline on its own moto server and keyspace; everything stops at the end.
 
     `before_start(sqs, resources)` runs after the queues exist and before any function polls them.
+    `cassandra_secrets(moto_endpoint_url)` puts secrets the functions read into the drill's moto
+    before anything starts, and returns the Cassandra settings naming them (applied over the rest).
     """
     keyspace = unique_keyspace(name)
     with MotoServerProcess() as moto:
         runtime_env = {**cassandra.settings_env(keyspace), **(writer_env or {})}
+        if cassandra_secrets is not None:
+            runtime_env.update(cassandra_secrets(moto.endpoint_url))
         config = RuntimeConfig(
             port=free_port(),
             keyspace=keyspace,
@@ -281,6 +286,8 @@ class SteadyLoad:
         self._thread = threading.Thread(target=self._run, name="steady-load", daemon=True)
         self.sent = 0
         self.accepted_ids: list[str] = []
+        # The seed of each accepted order's payload (`order_payload(seed)` gives its content again).
+        self.accepted_seeds: dict[str, int] = {}
         self.statuses: dict[int, int] = {}
         self.errors = 0
 
@@ -301,7 +308,8 @@ class SteadyLoad:
         next_at = time.monotonic()
         with api_client(self._runtime) as client:
             while not self._stop.is_set() and self.sent < self._max:
-                payload = order_payload(self._seed + self.sent)
+                seed = self._seed + self.sent
+                payload = order_payload(seed)
                 self.sent += 1
                 try:
                     response = client.post("/orders", json=payload)
@@ -310,7 +318,9 @@ class SteadyLoad:
                 else:
                     self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
                     if response.status_code == 202:
-                        self.accepted_ids.append(response.json()["order_id"])
+                        order_id = response.json()["order_id"]
+                        self.accepted_ids.append(order_id)
+                        self.accepted_seeds[order_id] = seed
                 next_at += self._interval
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
 
