@@ -16,7 +16,7 @@ pytestmark = pytest.mark.cassandra
 def test_rotating_the_password_under_load_then_restarting_the_node_loses_nothing(
     secured_endpoint: CassandraEndpoint, secured_node: CassandraCluster
 ) -> None:
-    # Given the pipeline under steady POSTs (25/s), logging in as a role whose password is in a secret
+    # Given the pipeline under steady POSTs (25/s, 3 streams), logging in as a role whose password is in a secret
     # When the operator changes the role's password (ALTER ROLE), puts the new one into the secret,
     # and the node restarts under the load (every function must log in again)
     report = credential_rotation(secured_endpoint, secured_node)
