@@ -230,19 +230,6 @@ def test_refused_credentials_fail_naming_the_secret(
     reset_process_state()
 
 
-def _alter_password(admin: Session, password: str, *, timeout_seconds: float = 15.0) -> None:
-    """ALTER ROLE as an operator would; Cassandra 5.0 refuses a change within 5 s of the last one."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        try:
-            admin.execute(f"ALTER ROLE {security.APPLICATION_ROLE} WITH PASSWORD = %s", (password,))
-            return
-        except Exception as error:
-            if "can only be changed every" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def test_rotation_drill_the_writer_rereads_the_secret_and_loses_nothing(
     secured_env: dict[str, str],
     secured_admin: Session,
@@ -270,7 +257,7 @@ def test_rotation_drill_the_writer_rereads_the_secret_and_loses_nothing(
         deliver(20)
     # When the operator rotates the password: ALTER ROLE, then the new value into the secret
     new_password = uuid.uuid4().hex
-    _alter_password(secured_admin, new_password)
+    security.alter_password(secured_admin, new_password)
     secretsmanager(moto_server).put_secret_value(
         SecretId=credentials_secret,
         SecretString=json.dumps({"username": security.APPLICATION_ROLE, "password": new_password}),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,3 +95,19 @@ def password_setup(session: Session, *, role: str = APPLICATION_ROLE, password: 
         f"CREATE ROLE {role} WITH LOGIN = true AND SUPERUSER = false AND PASSWORD = %s", (password,)
     )
     session.execute(f"GRANT CREATE ON ALL KEYSPACES TO {role}")
+
+
+def alter_password(
+    session: Session, password: str, *, role: str = APPLICATION_ROLE, timeout_seconds: float = 15.0
+) -> None:
+    """ALTER ROLE as an operator would (`session`: a superuser's); Cassandra 5.0 refuses a change
+    within 5 s of the last one, so a refusal for that reason is retried until `timeout_seconds`."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            session.execute(f"ALTER ROLE {role} WITH PASSWORD = %s", (password,))
+            return
+        except Exception as error:
+            if "can only be changed every" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -67,19 +67,6 @@ def _operator_session(endpoint: CassandraEndpoint) -> tuple[Cluster, Session]:
     return cluster, cluster.connect()
 
 
-def alter_password(admin: Session, role: str, password: str, *, timeout_seconds: float = 15.0) -> None:
-    """ALTER ROLE as an operator would; Cassandra 5.0 refuses a change within 5 s of the last one."""
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        try:
-            admin.execute(f"ALTER ROLE {role} WITH PASSWORD = %s", (password,))
-            return
-        except Exception as error:
-            if "can only be changed every" not in str(error) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def _secrets_client(endpoint_url: str) -> Any:
     return boto3.client(
         "secretsmanager",
@@ -182,7 +169,7 @@ def credential_rotation(
                 # When the operator rotates: the role's new password first, then the secret's value
                 new_password = secrets.token_urlsafe(18)
                 rotating = time.monotonic()
-                alter_password(admin, role, new_password)
+                security.alter_password(admin, new_password, role=role)
                 secret["client"].put_secret_value(
                     SecretId=secret["arn"],
                     SecretString=json.dumps({"username": role, "password": new_password}),
