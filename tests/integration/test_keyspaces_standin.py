@@ -16,8 +16,8 @@ real name resolve to 127.0.0.1 without editing /etc/hosts).
 
 What a real Cassandra does not have: `system_schema_mcs`, where the schema function polls Keyspaces'
 asynchronous DDL. The stand-in has a keyspace of that name with the columns the function reads, kept
-in step with the node's own `system_schema` by a thread of the test (a keyspace/table/type is listed,
-`ACTIVE`, once the node has it). That proves the function's polling queries run through the real
+in step with the node's own `system_schema` by a thread of the test (a table or type is listed
+`CREATING` once the node has it, `ACTIVE` a second later). That proves the function's polling queries run through the real
 driver and that it waits for an object before using it; it does not prove Keyspaces' own tables,
 status values or timing (see docs/deploy.md, section 4a).
 """
@@ -70,6 +70,8 @@ MCS = "system_schema_mcs"
 FAIL_FAST_SECONDS = 3.0
 # The schema function's poll interval here: short, so its wait loop runs several rounds quickly.
 POLL_SECONDS = 0.3
+# How long the stand-in lists a new table or type as CREATING before ACTIVE.
+CREATING_SECONDS = 1.0
 
 
 def _port_9142_is_free() -> bool:
@@ -108,26 +110,24 @@ def admin(standin: CassandraEndpoint) -> Iterator[Session]:
     cluster.shutdown()
 
 
-def _mirror_once(admin: Session) -> None:
-    """List in system_schema_mcs, ACTIVE, what the node's system_schema has for KEYSPACE."""
-    if admin.execute(
-        "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s", (KEYSPACE,)
-    ).one():
+def _mirror_once(admin: Session, first_seen: dict[tuple[str, str], float]) -> None:
+    """List in system_schema_mcs what the node's system_schema has for KEYSPACE: a table or type
+    CREATING when first seen, ACTIVE once it has existed for CREATING_SECONDS (as Keyspaces makes
+    them asynchronously), so the schema function always meets CREATING first and has to wait."""
+    query = "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = %s"
+    if admin.execute(query, (KEYSPACE,)).one():
         admin.execute(f"INSERT INTO {MCS}.keyspaces (keyspace_name) VALUES (%s)", (KEYSPACE,))
-    for row in admin.execute(
-        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (KEYSPACE,)
-    ):
-        admin.execute(
-            f"INSERT INTO {MCS}.tables (keyspace_name, table_name, status) VALUES (%s, %s, 'ACTIVE')",
-            (KEYSPACE, row.table_name),
+    for kind in ("table", "type"):
+        names = admin.execute(
+            f"SELECT {kind}_name FROM system_schema.{kind}s WHERE keyspace_name = %s", (KEYSPACE,)
         )
-    for row in admin.execute(
-        "SELECT type_name FROM system_schema.types WHERE keyspace_name = %s", (KEYSPACE,)
-    ):
-        admin.execute(
-            f"INSERT INTO {MCS}.types (keyspace_name, type_name, status) VALUES (%s, %s, 'ACTIVE')",
-            (KEYSPACE, row.type_name),
-        )
+        for (name,) in names:
+            seen = first_seen.setdefault((kind, name), time.monotonic())
+            status = "ACTIVE" if time.monotonic() - seen >= CREATING_SECONDS else "CREATING"
+            admin.execute(
+                f"INSERT INTO {MCS}.{kind}s (keyspace_name, {kind}_name, status) VALUES (%s, %s, %s)",
+                (KEYSPACE, name, status),
+            )
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +150,12 @@ def keyspace(admin: Session, standin: CassandraEndpoint) -> Iterator[str]:
     admin.execute(f"GRANT ALL PERMISSIONS ON KEYSPACE {KEYSPACE} TO {role}")
     stop = threading.Event()
 
+    first_seen: dict[tuple[str, str], float] = {}
+
     def mirror() -> None:
         while not stop.wait(0.2):
             try:
-                _mirror_once(admin)
+                _mirror_once(admin, first_seen)
             except Exception:  # a failed round is retried; the schema function's wait then times out
                 logging.getLogger(__name__).warning("system_schema_mcs mirror round failed", exc_info=True)
 
@@ -226,7 +228,7 @@ def test_schema_writer_and_reader_work_against_the_standin_over_tls_v4(
     # When the schema function runs its Keyspaces path: CREATE KEYSPACE IF NOT EXISTS with
     # SingleRegionStrategy (a no-op: the keyspace exists), then each DDL waited for in system_schema_mcs
     report = apply_schema(schema_settings(env))
-    # Then every migration is applied, and it waited for at least one object before using it
+    # Then every migration is applied, after waiting for the tables the stand-in listed as CREATING
     assert report.keyspace == keyspace and report.applied and not report.already_applied
     assert "waiting for amazon keyspaces" in caplog.text
     listed = {

@@ -2,8 +2,10 @@
 
 Logic only, no network. What these cannot show (that Amazon Keyspaces accepts the SigV4 signature,
 presents a certificate for its endpoint's name, or answers on protocol v4) needs an AWS account; see
-docs/deploy.md, "verified here / verified only on paper". The Astra cluster is built against a local
-stand-in of its metadata service in tests/integration/test_astra_bundle.py.
+docs/deploy.md, "verified here / verified only on paper". The Keyspaces connection is opened against
+a local stand-in (TLS on 9142, the endpoint's name, v4) in tests/integration/test_keyspaces_standin.py;
+the Astra cluster is built against a local stand-in of its metadata service in
+tests/integration/test_astra_bundle.py.
 """
 
 from __future__ import annotations
