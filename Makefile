@@ -68,8 +68,9 @@ test-e2e: ## end-to-end tests over HTTP against the local runtime
 run: setup ## set up and run the whole pipeline locally
 	$(VENV_BIN)/orderpipe run
 
-synth: ## synthesize the CDK app offline into cdk.out/
-	npx cdk synth --quiet
+synth: ## synthesize the CDK app offline into cdk.out/, for the example cluster of stacks/example_context.py
+	@# cdk.json names no cluster (a deploy names yours: docs/deploy.md); the example values are passed here.
+	eval "npx cdk synth --quiet $$($(VENV_BIN)/python -m stacks.example_context)"
 
 bench: setup ## run the benchmark suite, results in benchmarks/results/
 	$(VENV_BIN)/orderpipe bench

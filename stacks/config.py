@@ -1,7 +1,8 @@
 """Deployment settings read from CDK context, validated at synth with errors that name the key.
 
-Every key lives under the `orderpipe:` prefix. `docs/deploy.md` documents them; `cdk.json` carries
-working example values so `cdk synth` runs offline out of the box. Pipeline tuning (batch size,
+Every key lives under the `orderpipe:` prefix. `docs/deploy.md` documents them. `cdk.json` names no
+cluster: a deploy names the user's, and `make synth` and the tests pass the example values of
+`stacks/example_context.py`. Pipeline tuning (batch size,
 concurrency, timeouts, retention, thresholds) is NOT defined here: it is
 `orderpipe_common.tuning.PipelineTuning`, the same object the local runtime uses, with overrides
 from the `orderpipe:tuning` key.
@@ -61,7 +62,7 @@ CONTEXT_KEYS: dict[str, str] = {
     "cassandraCidrs": "CIDR blocks of the Cassandra nodes; the only destinations the VPC functions may reach on the Cassandra port. Required.",
     "cassandraPort": f"Cassandra native protocol port (default {DEFAULT_CASSANDRA_PORT}).",
     "cassandraKeyspace": f"Keyspace holding the orders table (default '{DEFAULT_KEYSPACE}').",
-    "cassandraReplication": "Keyspace replication as a JSON object (default NetworkTopologyStrategy, 3 in the local DC).",
+    "cassandraReplication": "Keyspace replication as a JSON object (default NetworkTopologyStrategy, 3 in cassandraLocalDc; a NetworkTopologyStrategy must name cassandraLocalDc).",
     "cassandraSecretArn": "Secrets Manager secret with the credentials: JSON {username, password} (self-managed; keyspaces with service-specific credentials) or the Astra application token (AstraCS:..., required with astra); the functions get read access.",
     "cassandraSecretKmsKeyArn": "Customer-managed KMS key that encrypts the Cassandra secret(s); the functions get kms:Decrypt through Secrets Manager only (optional).",
     "cassandraTls": "Connect to Cassandra over TLS (true/false, default false).",
@@ -404,7 +405,8 @@ class _Reader:
     # -- the whole configuration ------------------------------------------------------------------
     def build(self) -> OrderPipeConfig | None:
         tuning = self.tuning()
-        cassandra = self.cassandra(tuning)
+        no_cluster = self.no_cluster_named()
+        cassandra = None if no_cluster else self.cassandra(tuning)
         existing_vpc = self.existing_vpc() if self.backend() != "astra" else None
         new_vpc_cidr = self.raw("newVpcCidr") or DEFAULT_NEW_VPC_CIDR
         try:
@@ -429,7 +431,9 @@ class _Reader:
         )
         auth = self.auth()
         network_path: NetworkPath | None = NetworkPath()
-        if self.backend() == "self-managed":
+        if no_cluster:
+            network_path = None
+        elif self.backend() == "self-managed":
             network_path = self.network_path(
                 cassandra.cidrs if cassandra else (), existing_vpc, str(new_vpc_cidr)
             )
@@ -463,6 +467,34 @@ class _Reader:
             auth=auth,
             snap_start=snap_start,
         )
+
+    def no_cluster_named(self) -> bool:
+        """Nothing names a Cassandra (a bare `cdk synth`): one problem naming every key still missing.
+
+        The per-key problems would say the same four times, and the network path's would ask for
+        routes to CIDRs nobody gave.
+        """
+        cluster_keys = ("cassandraContactPoints", "cassandraLocalDc", "cassandraCidrs")
+        if self.raw("cassandraBackend") is not None or any(self.raw(k) is not None for k in cluster_keys):
+            return False
+        missing = [PREFIX + key for key in cluster_keys]
+        path_keys = (
+            "cassandraPeerVpcId",
+            "cassandraTransitGatewayId",
+            "cassandraPeeringConnectionId",
+            "vpcId",
+        )
+        if not any(self.raw(key) is not None for key in path_keys):
+            missing.append(
+                f"a network path ({PREFIX}cassandraPeerVpcId with {PREFIX}cassandraPeerRouteTableIds, "
+                f"or {PREFIX}cassandraTransitGatewayId, or an existing VPC: {PREFIX}vpcId and its keys)"
+            )
+        self.problems.append(
+            f"no Cassandra cluster is named (cdk.json holds none): set {', '.join(missing)}; or choose a "
+            f"managed one with {PREFIX}cassandraBackend=keyspaces or astra. docs/deploy.md has a complete "
+            "command for each (sections 3, 4a, 4b); `make synth` synthesizes with example values"
+        )
+        return True
 
     def auth(self) -> AuthConfig:
         mode = str(self.raw("auth") or "jwt").lower()
@@ -537,8 +569,8 @@ class _Reader:
         if given:
             self.problems.append(
                 f"{', '.join(PREFIX + k for k in given)} {'is' if len(given) == 1 else 'are'} not used with "
-                f"{PREFIX}cassandraBackend={backend}; unset {'it' if len(given) == 1 else 'them'} "
-                f"(cdk.json's example sets some): {' '.join(f'-c {PREFIX}{k}=' for k in given)}"
+                f"{PREFIX}cassandraBackend={backend}; unset {'it' if len(given) == 1 else 'them'}: "
+                f"{' '.join(f'-c {PREFIX}{k}=' for k in given)}"
             )
 
     def keyspace(self) -> str:
@@ -664,6 +696,20 @@ class _Reader:
         }
         if "class" not in replication:
             self.fail("cassandraReplication", "needs a 'class' entry")
+        elif (
+            str(replication["class"]).rsplit(".", 1)[-1] == "NetworkTopologyStrategy"
+            and local_dc.strip()
+            and local_dc.strip() not in replication
+        ):
+            # Cassandra 4.0+ refuses a keyspace naming an unknown DC, and without replicas in the local
+            # DC every LOCAL_QUORUM write and read would fail.
+            named = sorted(str(k) for k in replication if k != "class")
+            self.fail(
+                "cassandraReplication",
+                f"NetworkTopologyStrategy names {', '.join(named) or 'no data center'} but not "
+                f"orderpipe:cassandraLocalDc ({local_dc.strip()!r}): the local DC needs replicas "
+                "(or leave cassandraReplication unset: 3 in the local DC)",
+            )
         secret_arn = self.optional_string("cassandraSecretArn", _SECRET_ARN, "a Secrets Manager secret ARN")
         tls = self.tls(contact_points)
         kms_key = self.optional_string("cassandraSecretKmsKeyArn", _KMS_KEY_ARN, "a KMS key ARN (key/...)")

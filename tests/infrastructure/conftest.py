@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,28 @@ import aws_cdk as cdk
 from aws_cdk import assertions
 
 from app import build_app
+from stacks.example_context import EXAMPLE_CONTEXT
 from stacks.orderpipe_stack import OrderPipeStack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# cdk.json as shipped (feature flags, no cluster) ...
 CDK_JSON_CONTEXT: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+# ... plus the example cluster, as `make synth` passes it: what every synthesis here starts from.
+BASE_CONTEXT: dict[str, Any] = {**CDK_JSON_CONTEXT, **EXAMPLE_CONTEXT}
 
+# What synth names when no cluster is given (cdk.json as shipped): the keys to set, and the managed backends.
+NAMED_WITHOUT_A_CLUSTER = tuple(
+    "orderpipe:" + key
+    for key in (
+        "cassandraContactPoints",
+        "cassandraLocalDc",
+        "cassandraCidrs",
+        "cassandraPeerVpcId",
+        "cassandraTransitGatewayId",
+        "vpcId",
+        "cassandraBackend=keyspaces",
+    )
+)
 SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orderpipe/cassandra-AbCdEf"
 CA_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orderpipe/cassandra-ca-GhIjKl"
 KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/12345678-1234-1234-1234-123456789012"
@@ -29,7 +47,7 @@ KMS_KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/12345678-1234-1234-1234-12
 CA_FILE = "tests/infrastructure/data/cluster-ca.pem"
 PEERING_ID = "pcx-0123456789abcdef0"
 TRANSIT_GATEWAY_ID = "tgw-0123456789abcdef0"
-# cdk.json's example peers the new VPC; these overrides remove that network path.
+# The example context peers the new VPC; these overrides remove that network path.
 NO_PEERING: dict[str, Any] = {
     "orderpipe:cassandraPeerVpcId": None,
     "orderpipe:cassandraPeerRouteTableIds": None,
@@ -51,13 +69,12 @@ TLS_WITH_CA_FILE: dict[str, Any] = {
 
 ASTRA_BUNDLE_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orderpipe/astra-bundle-MnOpQr"
 ASTRA_TOKEN_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orderpipe/astra-token-StUvWx"
-# cdk.json's example describes a self-managed cluster; a managed backend unsets those keys.
+# The example context describes a self-managed cluster; a managed backend unsets those keys.
 NO_SELF_MANAGED_CLUSTER: dict[str, Any] = {
     **NO_PEERING,
     "orderpipe:cassandraContactPoints": None,
     "orderpipe:cassandraLocalDc": None,
     "orderpipe:cassandraCidrs": None,
-    "orderpipe:cassandraReplication": None,
 }
 KEYSPACES: dict[str, Any] = {**NO_SELF_MANAGED_CLUSTER, "orderpipe:cassandraBackend": "keyspaces"}
 ASTRA: dict[str, Any] = {
@@ -128,12 +145,12 @@ def synthesize(
     nag: bool = False,
     outdir: Path | None = None,
 ) -> Synthesized:
-    """The app as `cdk synth` builds it from cdk.json, with context overrides.
+    """The app as `make synth` builds it (cdk.json and the example cluster), with context overrides.
 
     bundling=False skips building the function assets (fast); nag=True runs cdk-nag at synth, which
     raises on any unsuppressed finding.
     """
-    context = {**CDK_JSON_CONTEXT, **(overrides or {})}
+    context = {**BASE_CONTEXT, **(overrides or {})}
     if not bundling:
         context["aws:cdk:bundling-stacks"] = []
     app = cdk.App(context=context, outdir=str(outdir) if outdir else None)
@@ -175,3 +192,36 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is required under CI but was not found on PATH")
         pytest.skip(f"{name} not found on PATH")
     return path
+
+
+def offline_environment() -> dict[str, str]:
+    """This environment without AWS credentials, config or metadata service: synth must need none."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and k not in {"CDK_CONTEXT_JSON", "CDK_OUTDIR"}
+    }
+    environment.update(
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+        AWS_CONFIG_FILE="/dev/null",
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        CDK_DISABLE_VERSION_CHECK="true",
+    )
+    return environment
+
+
+def cdk_cli(arguments: list[str], *, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """The pinned CDK CLI (`npx cdk ...`) run in the repository with cdk.json as shipped, offline."""
+    require_tool("node")
+    npx = require_tool("npx")
+    assert (REPO_ROOT / "node_modules" / "aws-cdk").is_dir(), "the pinned CDK CLI is not installed: npm ci"
+    return subprocess.run(
+        [npx, "--no-install", "cdk", *arguments],
+        cwd=REPO_ROOT,
+        env=offline_environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )

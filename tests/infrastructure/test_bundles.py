@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from orderpipe_common import catalog
+from stacks import example_context
 from stacks.bundling import FUNCTIONS_DIR, asset_hash, runtime_python
-from tests.infrastructure.conftest import CA_FILE, REPO_ROOT, require_tool, synthesize
+from tests.infrastructure.conftest import CA_FILE, REPO_ROOT, cdk_cli, synthesize
 
 NAMES = catalog.FUNCTION_NAMES
 # Native modules a function's bundle must load on the runtime (manylinux wheels only).
@@ -26,41 +27,16 @@ CASSANDRA_FUNCTIONS = {"writer", "reader", "schema"}
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
 
 
-def _offline_environment() -> dict[str, str]:
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_") and k not in {"CDK_CONTEXT_JSON", "CDK_OUTDIR"}
-    }
-    environment.update(
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-        AWS_CONFIG_FILE="/dev/null",
-        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
-        CDK_DISABLE_VERSION_CHECK="true",
-    )
-    return environment
-
-
 @pytest.fixture(scope="module")
 def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`npx cdk synth` with bundling, no AWS credentials; without Node (never under CI) the same app in-process."""
+    """`make synth`'s `npx cdk synth` with bundling, no AWS credentials; without Node (never under CI)
+    the same app in-process."""
     outdir = tmp_path_factory.mktemp("cdk-bundled")
     if os.environ.get("CI", "").lower() != "true" and not (REPO_ROOT / "node_modules" / "aws-cdk").is_dir():
         synthesize(bundling=True, outdir=outdir)
         return outdir
-    require_tool("node")
-    npx = require_tool("npx")
-    assert (REPO_ROOT / "node_modules" / "aws-cdk").is_dir(), "the pinned CDK CLI is not installed: npm ci"
-    result = subprocess.run(
-        [npx, "--no-install", "cdk", "synth", "--quiet", "--output", str(outdir)],
-        cwd=REPO_ROOT,
-        env=_offline_environment(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
+    # As `make synth` runs it: cdk.json names no cluster, the example one is passed with -c.
+    result = cdk_cli(["synth", "--quiet", "--output", str(outdir), *example_context.cli_options()])
     assert result.returncode == 0, result.stdout + result.stderr
     return outdir
 

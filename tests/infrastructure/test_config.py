@@ -12,11 +12,13 @@ from tests.infrastructure.conftest import ASTRA as ASTRA_CONTEXT
 from tests.infrastructure.conftest import (
     ASTRA_BUNDLE_SECRET_ARN,
     ASTRA_TOKEN_SECRET_ARN,
+    BASE_CONTEXT,
     CA_FILE,
     CA_SECRET_ARN,
     CDK_JSON_CONTEXT,
     EXISTING_VPC,
     KMS_KEY_ARN,
+    NAMED_WITHOUT_A_CLUSTER,
     NO_PEERING,
     PEERING_ID,
     REPO_ROOT,
@@ -27,15 +29,59 @@ from tests.infrastructure.conftest import KEYSPACES as KEYSPACES_CONTEXT
 
 
 def config(**overrides: Any) -> OrderPipeConfig:
-    context = {**CDK_JSON_CONTEXT, **{PREFIX + k: v for k, v in overrides.items()}}
+    context = {**BASE_CONTEXT, **{PREFIX + k: v for k, v in overrides.items()}}
     return OrderPipeConfig.from_context(context.get)
 
 
-def test_cdk_json_example_is_valid() -> None:
+def test_the_example_context_is_valid() -> None:
     parsed = config()
     assert parsed.cassandra.contact_points == ("10.20.1.10", "10.20.2.10", "10.20.3.10")
     assert parsed.existing_vpc is None
     assert parsed.alarm_email is None
+
+
+def test_cdk_json_as_shipped_names_no_cluster_and_synth_says_which_keys_are_missing() -> None:
+    # Given cdk.json alone (what a bare `npx cdk synth` or a deploy that forgets the cluster gets),
+    assert not any(key.startswith(PREFIX) for key in CDK_JSON_CONTEXT)
+    # when the context is read,
+    with pytest.raises(ContextError) as raised:
+        OrderPipeConfig.from_context(CDK_JSON_CONTEXT.get)
+    # then one problem names every missing key and the managed alternatives, and nothing else.
+    text = str(raised.value)
+    assert text.count("\n  - ") == 1
+    for named in NAMED_WITHOUT_A_CLUSTER:
+        assert named in text
+
+
+def test_the_default_replication_puts_three_replicas_in_the_local_dc() -> None:
+    # Given a local DC other than the example's and no replication, when the context is read,
+    parsed = config(cassandraLocalDc="eu-west")
+    # then the keyspace the schema function creates names that DC (Cassandra 4.0+ refuses unknown DCs).
+    assert dict(parsed.cassandra.replication) == {"class": "NetworkTopologyStrategy", "eu-west": 3}
+
+
+@pytest.mark.parametrize(
+    "replication",
+    [
+        {"class": "NetworkTopologyStrategy", "dc1": 3},
+        '{"class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "dc1": 3}',
+    ],
+)
+def test_a_network_topology_replication_without_the_local_dc_is_refused(replication: Any) -> None:
+    # Given a replication naming dc1 while the driver's local DC is eu-west, when the context is read,
+    with pytest.raises(ContextError) as raised:
+        config(cassandraLocalDc="eu-west", cassandraReplication=replication)
+    # then synth refuses it, naming both keys and the DCs involved.
+    text = str(raised.value)
+    assert "orderpipe:cassandraReplication: NetworkTopologyStrategy names dc1 but not" in text
+    assert "orderpipe:cassandraLocalDc ('eu-west')" in text
+
+
+def test_a_simple_strategy_replication_names_no_dc_and_is_accepted() -> None:
+    parsed = config(
+        cassandraLocalDc="eu-west", cassandraReplication={"class": "SimpleStrategy", "replication_factor": 1}
+    )
+    assert parsed.cassandra.replication["class"] == "SimpleStrategy"
 
 
 @pytest.mark.parametrize(
@@ -295,7 +341,7 @@ def test_self_managed_is_the_default_backend() -> None:
 
 
 def test_keyspaces_needs_no_hosts_and_takes_its_port_replication_and_sigv4() -> None:
-    # Given cdk.json with the self-managed keys unset and the backend chosen, when the context is read,
+    # Given the example with the self-managed keys unset and the backend chosen, when the context is read,
     parsed = config(**KEYSPACES).cassandra
     # then the service's port, its only single-Region strategy and SigV4 with the roles are chosen.
     assert (parsed.backend, parsed.port, parsed.keyspaces_auth) == ("keyspaces", 9142, "sigv4")
@@ -325,8 +371,11 @@ def test_astra_runs_outside_the_vpc_reading_the_bundle_and_the_token_from_secret
             ["orderpipe:cassandraBackend: must be one of self-managed, keyspaces, astra, got 'scylla'"],
         ),
         (
-            # cdk.json's self-managed example left in place: every key to unset, with the flags to paste.
-            {"cassandraBackend": "keyspaces"},
+            # A self-managed cluster left in place: every key to unset, with the flags to paste.
+            {
+                "cassandraBackend": "keyspaces",
+                "cassandraReplication": {"class": "NetworkTopologyStrategy", "dc1": 3},
+            },
             [
                 "orderpipe:cassandraContactPoints, orderpipe:cassandraLocalDc, orderpipe:cassandraCidrs are "
                 "not used with orderpipe:cassandraBackend=keyspaces",
@@ -391,7 +440,7 @@ def test_astra_runs_outside_the_vpc_reading_the_bundle_and_the_token_from_secret
     ],
     ids=[
         "unknown_backend",
-        "keyspaces_with_cdk_json_cluster",
+        "keyspaces_with_a_self_managed_cluster",
         "keyspaces_unknown_auth",
         "keyspaces_sigv4_with_secret",
         "keyspaces_service_specific_without_secret",

@@ -41,7 +41,7 @@ def _schema_depends_on(synth: Synthesized) -> set[str]:
 
 @pytest.fixture(scope="module")
 def peering_synth() -> Synthesized:
-    """The default (cdk.json): a new VPC peered with the cluster's VPC, two Cassandra CIDRs, a secret."""
+    """The example context: a new VPC peered with the cluster's VPC, two Cassandra CIDRs, a secret."""
     return synthesize(
         {
             "orderpipe:cassandraCidrs": CASSANDRA_CIDRS,
