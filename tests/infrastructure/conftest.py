@@ -123,6 +123,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "orderpipe:cassandraSecretKmsKeyArn": KMS_KEY_ARN,
     },
     "astra_outside_the_vpc": ASTRA,
+    # Producers signing with SigV4 (AWS_IAM on every method, no authorizer or user pool) and SnapStart
+    # (published versions, aliases `live` behind the API and the event source).
+    "auth_iam_read_all_principals_snapstart": {
+        "orderpipe:auth": "iam",
+        "orderpipe:readAllPrincipals": ["arn:aws:iam::123456789012:role/auditor"],
+        "orderpipe:snapStart": True,
+    },
+    # Tokens from an external OIDC issuer: the authorizer, no Cognito user pool.
+    "auth_external_issuer": {
+        "orderpipe:authIssuer": "https://example.okta.com/oauth2/default",
+        "orderpipe:authAudience": "api://orderpipe",
+        "orderpipe:authJwksUrl": "https://example.okta.com/oauth2/default/v1/keys",
+        "orderpipe:authScopeClaim": "scp",
+    },
 }
 
 
