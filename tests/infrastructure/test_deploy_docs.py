@@ -170,3 +170,34 @@ def test_api_url_is_joined_without_a_double_slash(default_synth: Synthesized) ->
     # ... so the docs' commands append paths without another slash.
     assert "${API_URL}orders" in SHELL_BLOCKS
     assert "$API_URL/" not in SHELL_BLOCKS and "${API_URL}/" not in SHELL_BLOCKS
+
+
+# curl reads the body of `-d @name`, `--data @name` and `--data-binary @name` from the file `name`.
+POSTED_FILES = re.compile(r"(?:-d|--data|--data-binary)\s+@([^\s'\"]+)")
+HEREDOC = r"^cat > {name} <<'(?P<tag>\w+)'\n(?P<body>.*?)^(?P=tag)$"
+
+
+def created_by_the_doc(name: str, before: str) -> str | None:
+    """The content of `name` as a heredoc earlier in the guide's shell blocks writes it, if one does."""
+    found = re.search(HEREDOC.format(name=re.escape(name)), before, re.M | re.S)
+    return found["body"] if found else None
+
+
+def test_every_file_a_documented_command_posts_is_created_by_the_doc_first() -> None:
+    # Given the guide's shell blocks in order, when a command posts a file (curl -d @file),
+    posted = list(POSTED_FILES.finditer(SHELL_BLOCKS))
+    assert posted, "the guide posts no order any more: update this test"
+    for match in posted:
+        # then an earlier command of the guide writes that file, so the commands work when pasted.
+        assert created_by_the_doc(match[1], SHELL_BLOCKS[: match.start()]) is not None, (
+            f"-d @{match[1]}: no earlier command of docs/deploy.md creates {match[1]}"
+        )
+
+
+def test_the_posted_order_is_the_api_descriptions_example() -> None:
+    # Given the order the guide writes to order.json,
+    body = created_by_the_doc("order.json", SHELL_BLOCKS)
+    assert body is not None
+    # then it is the OpenAPI description's example request (kept valid by the API's own tests).
+    openapi = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text())
+    assert json.loads(body) == openapi["components"]["schemas"]["OrderRequest"]["examples"][0]
