@@ -7,6 +7,7 @@ CloudFormation creates a resource only after everything in its DependsOn.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -339,3 +340,35 @@ def test_api_alarm_metrics_are_filtered_by_api_name_and_stage(default_synth: Syn
                 )
             },
         )
+
+
+def _dashboard_widgets(synth: Synthesized) -> list[dict[str, Any]]:
+    """The dashboard's widgets; a reference in the body (always inside a JSON string) reads "Ref:<id>"."""
+    (dashboard,) = resources(synth, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    text = "".join(
+        part if isinstance(part, str) else "Ref:" + str(part.get("Ref") or json.dumps(part).replace('"', "'"))
+        for part in parts
+    )
+    widgets: list[dict[str, Any]] = json.loads(text)["widgets"]
+    return widgets
+
+
+def test_the_dashboards_api_graphs_show_this_api_and_stage_only(default_synth: Synthesized) -> None:
+    # Given the default stack, its API named <stackName>-orders and its one stage,
+    (stage_id,) = _ids(default_synth, "AWS::ApiGateway::Stage")
+    # when the dashboard's API graphs are read,
+    api_metrics = [
+        metric
+        for widget in _dashboard_widgets(default_synth)
+        if widget["properties"].get("title", "").startswith("API:")
+        for metric in widget["properties"]["metrics"]
+        if metric[0] == "AWS/ApiGateway"
+    ]
+    # then every API Gateway metric they plot (requests, and both sides of the 5XX rate) carries
+    # this API's name and stage, so no other API of the region is added in.
+    assert sorted(metric[1] for metric in api_metrics) == ["5XXError", "Count", "Count"]
+    for metric in api_metrics:
+        dimensions = dict(zip(metric[2:6:2], metric[3:7:2], strict=True))
+        assert dimensions == {"ApiName": "OrderPipe-orders", "Stage": f"Ref:{stage_id}"}, metric
