@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 
 from orderpipe_authorizer.settings import AuthorizerSettings
 from orderpipe_common.cassandra_backends import (
+    ASTRA_PROTOCOL_VERSIONS,
     BACKENDS,
     KEYSPACES_AUTH,
     KEYSPACES_PORT,
@@ -70,7 +71,7 @@ CONTEXT_KEYS: dict[str, str] = {
     "cassandraTlsCaSecretArn": "Secrets Manager secret whose SecretString is the PEM of the cluster's CA (instead of cassandraTlsCaFile).",
     "cassandraTlsHostnameCheck": "How node certificates are matched: server_name (every node's certificate carries cassandraTlsServerName), ip_san (each carries its own IP address), chain_only (no name check; needs a private CA). Required with cassandraTls.",
     "cassandraTlsServerName": "The DNS name every node's certificate carries (with cassandraTlsHostnameCheck=server_name).",
-    "cassandraProtocolVersion": "Pin the native protocol version (3, 4 or 5); default: the driver negotiates the highest the cluster speaks.",
+    "cassandraProtocolVersion": "Pin the native protocol version (3, 4 or 5; 3 or 4 with keyspaces and astra, which do not speak v5); default: the driver negotiates the highest the cluster speaks (keyspaces: 4 pinned).",
     "cassandraRequestTimeoutSeconds": f"Driver request timeout (default {DEFAULT_REQUEST_TIMEOUT_SECONDS:g}).",
     "cassandraPeerVpcId": "New VPC only: the VPC of the Cassandra nodes (same account and region); the stack creates the peering connection and the routes both ways.",
     "cassandraPeerRouteTableIds": "With cassandraPeerVpcId: the route tables of the Cassandra nodes' subnets; the stack adds the return route to newVpcCidr to each.",
@@ -627,7 +628,7 @@ class _Reader:
             protocol = self.protocol_version(KEYSPACES_PROTOCOL_VERSIONS)
         else:
             self.unused_with_backend(("keyspacesAuth", "cassandraReplication"))
-            protocol = self.protocol_version(PROTOCOL_VERSIONS)
+            protocol = self.protocol_version(ASTRA_PROTOCOL_VERSIONS)
             if bundle is None and self.raw("astraBundleSecretArn") is None:
                 self.fail(
                     "astraBundleSecretArn", "is not set: the functions read the secure connect bundle from it"

@@ -356,6 +356,12 @@ def test_keyspaces_with_service_specific_credentials_reads_them_from_the_secret(
         assert (parsed.keyspaces_auth, parsed.secret_arns) == ("service_specific", (SECRET_ARN,))
 
 
+def test_astra_takes_a_pinned_v4_and_negotiates_when_unpinned() -> None:
+    # Astra DB speaks v4, not v5 (refused below): pinning v4 saves the failed v5 attempt per cold start.
+    assert config(**ASTRA, cassandraProtocolVersion="4").cassandra.protocol_version == 4
+    assert config(**ASTRA).cassandra.protocol_version is None
+
+
 def test_astra_runs_outside_the_vpc_reading_the_bundle_and_the_token_from_secrets() -> None:
     parsed = config(**ASTRA)
     assert parsed.cassandra.backend == "astra" and not parsed.cassandra.in_vpc
@@ -430,6 +436,10 @@ def test_astra_runs_outside_the_vpc_reading_the_bundle_and_the_token_from_secret
         ),
         ({**ASTRA, "keyspacesAuth": "sigv4"}, ["orderpipe:keyspacesAuth is not used with"]),
         (
+            {**ASTRA, "cassandraProtocolVersion": 5},
+            ["orderpipe:cassandraProtocolVersion: must be an integer between 3 and 4, got 5"],
+        ),
+        (
             {**ASTRA, "tuning": {"write_consistency": "LOCAL_ONE"}},
             ["Astra DB refuses writes at ONE, LOCAL_ONE, ANY; got LOCAL_ONE"],
         ),
@@ -451,6 +461,7 @@ def test_astra_runs_outside_the_vpc_reading_the_bundle_and_the_token_from_secret
         "astra_without_bundle_or_token",
         "astra_in_a_vpc",
         "astra_keyspaces_auth",
+        "astra_protocol_v5",
         "astra_write_consistency",
         "self_managed_keyspaces_auth",
     ],

@@ -109,6 +109,7 @@ def test_keyspaces_defaults_to_port_9142_protocol_v4_and_sigv4() -> None:
         (ASTRA, {"cassandra_astra_bundle_secret_arn": ""}, "needs the secure connect bundle"),
         (ASTRA, {"cassandra_astra_bundle_file": "b.zip"}, "not both"),
         (ASTRA, {"cassandra_secret_arn": ""}, "needs the application token"),
+        (ASTRA, {"cassandra_protocol_version": "5"}, "CASSANDRA_PROTOCOL_VERSION must be one of (3, 4)"),
         (
             ASTRA,
             {"cassandra_write_consistency": "LOCAL_ONE"},

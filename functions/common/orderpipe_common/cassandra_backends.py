@@ -32,6 +32,9 @@ KEYSPACES_WRITE_CONSISTENCY = ("LOCAL_QUORUM",)
 KEYSPACES_READ_CONSISTENCY = ("ONE", "LOCAL_ONE", "LOCAL_QUORUM")
 KEYSPACES_REPLICATION = {"class": "SingleRegionStrategy"}
 ASTRA_REFUSED_WRITE_CONSISTENCY = ("ONE", "LOCAL_ONE", "ANY")
+# Astra DB speaks native protocol v4, not v5: negotiating from v5 ends on v4 after a protocol error
+# (CassioML/cassio#164 pins v4 for Astra for that reason; docs/deploy.md, section 4b).
+ASTRA_PROTOCOL_VERSIONS = (3, 4)
 # Astra's secure connect bundle authenticates the application token as this user name.
 ASTRA_TOKEN_USERNAME = "token"  # noqa: S105 (a fixed user name, not a secret)
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from orderpipe_common.cassandra_backends import (
+    ASTRA_PROTOCOL_VERSIONS,
     KEYSPACES_PORT,
     KEYSPACES_PROTOCOL_VERSION,
     KEYSPACES_PROTOCOL_VERSIONS,
@@ -296,6 +297,10 @@ class CassandraSettings(FunctionSettings):
                 )
         if self.cassandra_tls:
             raise ValueError(f"CASSANDRA_TLS is not used with {given}: the secure connect bundle carries TLS")
+        if self.cassandra_protocol_version not in (None, *ASTRA_PROTOCOL_VERSIONS):
+            raise ValueError(
+                f"CASSANDRA_PROTOCOL_VERSION must be one of {ASTRA_PROTOCOL_VERSIONS} with {given} (no v5)"
+            )
         bundles = [
             n
             for n in ("cassandra_astra_bundle_file", "cassandra_astra_bundle_secret_arn")
