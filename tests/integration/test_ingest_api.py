@@ -478,6 +478,19 @@ def test_an_order_names_its_producer_and_is_queued_in_its_fair_group(ingest_env:
     assert message["Attributes"].get("MessageGroupId") == PRODUCER
 
 
+def test_the_longest_producer_name_is_queued_in_a_group_sqs_accepts(ingest_env: IngestEnv) -> None:
+    # Given a producer whose name is the 256 characters a name may have (SQS takes 128 in a group id)
+    producer = "p" * 256
+    # When it posts an order
+    response = post("/orders", order_payload(1), producer=producer)
+    # Then the order names the whole producer and its message's group is the producer's hashed group
+    assert response.status == 202
+    [message] = ingest_env.messages()
+    assert parse_envelope(message["Body"]).producer == producer
+    assert message["Attributes"].get("MessageGroupId") == publisher.fair_group_id(producer)
+    assert len(message["Attributes"]["MessageGroupId"]) <= 128
+
+
 def test_the_same_key_and_body_from_two_producers_are_two_orders(ingest_env: IngestEnv) -> None:
     # Given two producers that use the same Idempotency-Key for the same body
     payload = order_payload(9)

@@ -9,6 +9,9 @@ no code difference.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,6 +32,21 @@ if TYPE_CHECKING:
 SQS_BATCH_LIMIT = 10
 # One SQS attempt (connect + answer) at most; attempts are repeated while the request's deadline allows.
 SQS_CALL_SECONDS = 1.5
+
+# SQS takes a MessageGroupId of at most 128 characters, alphanumeric and punctuation (exactly
+# string.punctuation); anything else fails the whole call, on every retry. Producer names
+# (identity.PRODUCER_PATTERN: alphanumeric and ._:@/+=,-) and IAM principal ARNs only use those
+# characters, but a name may be 256 characters long and an ARN longer.
+MESSAGE_GROUP_ID_MAX_CHARACTERS = 128
+# A producer id used as is: SQS's characters, at most 128 of them, starting alphanumeric (as every
+# producer name and every ARN does), so it is never mistaken for a hashed group id.
+_VERBATIM_GROUP = re.compile(
+    f"[A-Za-z0-9][A-Za-z0-9{re.escape(string.punctuation)}]{{0,{MESSAGE_GROUP_ID_MAX_CHARACTERS - 1}}}"
+)
+# Any other producer's group: this prefix and the SHA-256 hex digest of its id (72 characters). The
+# same producer always gets the same group, distinct producers distinct groups (barring a SHA-256
+# collision); `#` cannot start a verbatim group, so a hashed group never equals a producer's own id.
+HASHED_GROUP_PREFIX = "#sha256:"
 
 
 class QueueUnavailableError(DomainError):
@@ -71,7 +89,7 @@ class SqsPublisher:
 
     def _group(self, group: str | None) -> Any:
         # MessageGroupId on a standard queue makes it a fair queue keyed by that tenant.
-        return {"MessageGroupId": group} if group and self._fair_groups else {}
+        return {"MessageGroupId": fair_group_id(group)} if group and self._fair_groups else {}
 
     def _call[T](self, call: Callable[[SQSClient], T]) -> T:
         try:
@@ -108,6 +126,13 @@ class SqsPublisher:
             FailedEntry(entry_id=failed["Id"], code=failed["Code"], sender_fault=failed["SenderFault"])
             for failed in response.get("Failed", [])
         ]
+
+
+def fair_group_id(producer: str) -> str:
+    """The MessageGroupId of `producer`'s messages: its id when SQS takes it, else a digest of it."""
+    if _VERBATIM_GROUP.fullmatch(producer):
+        return producer
+    return HASHED_GROUP_PREFIX + hashlib.sha256(producer.encode("utf-8")).hexdigest()
 
 
 def _correlation() -> dict[str, MessageAttributeValueTypeDef]:

@@ -20,7 +20,7 @@ class IngestSettings(FunctionSettings):
     # Rounds of re-sending the entries that SendMessageBatch reported Failed.
     batch_send_attempts: int = Field(default=4, ge=1, le=10)
     # Send with MessageGroupId = producer (SQS fair queues on a standard queue: a noisy producer does
-    # not delay the others' orders). Off for an SQS endpoint that refuses group ids on standard queues.
+    # not delay the others' orders; publisher.fair_group_id fits long ids in SQS's 128 characters). Off for an SQS endpoint that refuses group ids on standard queues.
     fair_queue_by_producer: bool = True
     # Seconds a producer is told to wait (Retry-After) when the queue is unavailable.
     retry_after_seconds: int = Field(default=5, ge=1, le=3600)
