@@ -158,6 +158,32 @@ class _Cached:
     expires: float
 
 
+def request_authorizer_event(request: GatewayRequest) -> dict[str, Any]:
+    """The REQUEST authorizer event API Gateway sends for `request` (identity source: the header)."""
+    return {
+        "type": "REQUEST",
+        "methodArn": request.method_arn,
+        "resource": request.resource,
+        "path": request.path,
+        "httpMethod": request.method,
+        "headers": dict(request.headers),
+        "multiValueHeaders": {name: [value] for name, value in request.headers.items()},
+        "queryStringParameters": {},
+        "pathParameters": {},
+        "stageVariables": {},
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": API_ID,
+            "httpMethod": request.method,
+            "path": f"/{request.stage}{request.path}",
+            "requestId": request.request_id,
+            "resourcePath": request.resource,
+            "stage": request.stage,
+            "identity": {"sourceIp": request.source_ip, "userAgent": request.headers.get("user-agent")},
+        },
+    }
+
+
 class LambdaRequestAuthorizer:
     """A REQUEST authorizer with identity source `method.request.header.Authorization`."""
 
@@ -172,30 +198,6 @@ class LambdaRequestAuthorizer:
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
 
-    def _event(self, request: GatewayRequest) -> dict[str, Any]:
-        return {
-            "type": "REQUEST",
-            "methodArn": request.method_arn,
-            "resource": request.resource,
-            "path": request.path,
-            "httpMethod": request.method,
-            "headers": dict(request.headers),
-            "multiValueHeaders": {name: [value] for name, value in request.headers.items()},
-            "queryStringParameters": {},
-            "pathParameters": {},
-            "stageVariables": {},
-            "requestContext": {
-                "accountId": ACCOUNT_ID,
-                "apiId": API_ID,
-                "httpMethod": request.method,
-                "path": f"/{request.stage}{request.path}",
-                "requestId": request.request_id,
-                "resourcePath": request.resource,
-                "stage": request.stage,
-                "identity": {"sourceIp": request.source_ip, "userAgent": request.headers.get("user-agent")},
-            },
-        }
-
     def _decide(self, request: GatewayRequest, identity: str) -> dict[str, Any]:
         now = time.monotonic()
         with self._lock:
@@ -203,7 +205,7 @@ class LambdaRequestAuthorizer:
             if cached is not None and cached.expires > now:
                 return cached.answer
         try:
-            answer = self._invoke(self._event(request))
+            answer = self._invoke(request_authorizer_event(request))
         except Exception as error:
             if str(error) == "Unauthorized":  # the authorizer's way of saying 401; cached as well
                 answer = {"unauthorized": True}
