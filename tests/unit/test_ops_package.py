@@ -79,3 +79,13 @@ def test_a_budget_without_retentions_still_states_the_outage_budget():
     # Then the outage budget is known and nothing is flagged for want of a retention
     assert budget.outage_budget_seconds == 3600
     assert budget.problems(age_alarm_seconds=300) == []
+
+
+def test_the_producers_help_names_the_authorizer_cache_setting_the_tuning_has():
+    from orderpipe_ops.commands import producers as producers_command
+
+    # Given the setting and default `orderpipe producers --help` names for the revocation delay
+    setting = producers_command.AUTHORIZER_CACHE_TTL_SETTING
+    # Then the pipeline tuning (the stack's orderpipe:tuning, `orderpipe run --tuning`) has it, with that default
+    assert getattr(tuning.PipelineTuning(), setting) == producers_command.AUTHORIZER_CACHE_TTL_DEFAULT_SECONDS
+    assert f"orderpipe run --tuning {setting}=60" in producers_command.WHERE_PRODUCERS

@@ -16,9 +16,17 @@ from orderpipe_ops.commands.targets import (
 )
 
 AUDIENCE = "operator"  # who this command is for (orderpipe_ops.cli groups --help by it)
+# The pipeline tuning field (orderpipe_common.tuning.PipelineTuning, tests/unit/test_ops_package.py
+# keeps these in step) that sets how long API Gateway caches an authorizer decision, and its default:
+# how long a revoked producer may still be served.
+AUTHORIZER_CACHE_TTL_SETTING = "authorizer_cache_ttl_seconds"
+AUTHORIZER_CACHE_TTL_DEFAULT_SECONDS = 300
 _REVOCATION = (
-    "A revocation takes effect within the authorizer cache TTL (orderpipe:authorizerCacheTtlSeconds, "
-    "default 300 s; in iam mode at once, but also remove the principal's execute-api:Invoke permission)."
+    f"A revocation takes effect within the authorizer cache TTL (default {AUTHORIZER_CACHE_TTL_DEFAULT_SECONDS} "
+    f"s; deployed: the context key orderpipe:tuning, e.g. -c 'orderpipe:tuning="
+    f'{{"{AUTHORIZER_CACHE_TTL_SETTING}": 60}}'
+    f"'; locally: orderpipe run --tuning {AUTHORIZER_CACHE_TTL_SETTING}=60). In iam mode it takes effect "
+    "at once, but also remove the principal's execute-api:Invoke permission."
 )
 WHERE_PRODUCERS = (
     WHERE
