@@ -21,12 +21,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from orderpipe_common.identity import gateway_responses
 from stacks.config import ApiCloudWatchRole, ApiConfig, AuthConfig
 from stacks.nag import acknowledge
-
-# An authorizer that cannot decide (issuer keys or producers table unreachable) is a bad day, not a
-# bug: 503 with Retry-After, as the functions answer when a dependency is down.
-AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS = 5
 
 _ERROR_TEMPLATE = (
     '{"error": {"code": "$context.error.responseType", "message": $context.error.messageString}}'
@@ -100,23 +97,13 @@ class OrdersApi(Construct):
                 type=response_type,
                 templates={"application/json": _ERROR_TEMPLATE},
             )
-        for response_type in (
-            apigw.ResponseType.AUTHORIZER_FAILURE,
-            apigw.ResponseType.AUTHORIZER_CONFIGURATION_ERROR,
-        ):
+        # The authentication refusals' status and headers, shared with the local gateway.
+        for type_name, response in gateway_responses(auth.mode).items():
             self.api.add_gateway_response(
-                f"Json{response_type.response_type}",
-                type=response_type,
-                status_code="503",
-                response_headers={"Retry-After": f"'{AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS}'"},
-                templates={"application/json": _ERROR_TEMPLATE},
-            )
-        if auth.mode == "jwt":
-            self.api.add_gateway_response(
-                "JsonUNAUTHORIZED",
-                type=apigw.ResponseType.UNAUTHORIZED,
-                status_code="401",
-                response_headers={"WWW-Authenticate": "'Bearer'"},
+                f"Json{type_name}",
+                type=apigw.ResponseType.of(type_name),
+                status_code=str(response.status),
+                response_headers={name: f"'{value}'" for name, value in response.headers.items()},
                 templates={"application/json": _ERROR_TEMPLATE},
             )
         validator = self.api.add_request_validator(

@@ -86,6 +86,28 @@ def test_an_authorizer_that_cannot_decide_answers_503_with_retry_after(jwt_synth
     )
 
 
+@pytest.mark.parametrize("mode", ["jwt", "iam"])
+def test_the_gateway_responses_are_the_ones_the_local_gateway_answers(jwt_synth, iam_synth, mode):
+    from orderpipe_common.identity import gateway_responses
+
+    # Given the gateway responses the template sets a status or headers on (beyond the JSON body)
+    synth = jwt_synth if mode == "jwt" else iam_synth
+    configured = {
+        props["ResponseType"]: (props.get("StatusCode"), props.get("ResponseParameters") or {})
+        for props in (r["Properties"] for r in resources(synth, "AWS::ApiGateway::GatewayResponse").values())
+        if "StatusCode" in props or "ResponseParameters" in props
+    }
+    # Then they are exactly what the local gateway answers (jwt: a 401 with WWW-Authenticate: Bearer)
+    assert configured == {
+        response_type: (
+            str(response.status),
+            {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in response.headers.items()},
+        )
+        for response_type, response in gateway_responses(mode).items()
+    }
+    assert ("UNAUTHORIZED" in configured) == (mode == "jwt")
+
+
 def test_iam_every_method_is_aws_iam_and_the_producer_sends_its_key(iam_synth):
     for method in resources(iam_synth, "AWS::ApiGateway::Method").values():
         props = method["Properties"]

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from orderpipe_common.identity import gateway_responses
 from orderpipe_devenv.lambda_events import match_resource, rest_proxy_event
 from orderpipe_devenv.runtime.docs import DocsSite
 from orderpipe_devenv.runtime.gateway_auth import (
@@ -100,7 +101,7 @@ class ApiGatewayEmulator:
             return docs_answer
         route, path_parameters = self._route(method, url.path)
         if route is None:
-            return _refusal(missing_authentication_token())
+            return self._refusal(missing_authentication_token())
         if len(body) > self.max_payload_bytes:
             return _gateway_error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "REQUEST_TOO_LARGE", "Request Too Long"
@@ -122,7 +123,7 @@ class ApiGatewayEmulator:
                 )
             )
         except GatewayRefusalError as refusal:
-            return _refusal(refusal)
+            return self._refusal(refusal)
         event = rest_proxy_event(
             method,
             url.path,
@@ -148,6 +149,15 @@ class ApiGatewayEmulator:
         for name, values in (response.get("multiValueHeaders") or {}).items():
             response_headers[name] = ", ".join(str(v) for v in values)
         return int(response["statusCode"]), response_headers, (response.get("body") or "").encode()
+
+    def _refusal(self, refusal: GatewayRefusalError) -> tuple[int, dict[str, str], bytes]:
+        """A refusal as the deployed API answers it: with the status and headers the stack configures
+        for its response type (orderpipe_common.identity.gateway_responses), else API Gateway's default."""
+        configured = gateway_responses(self.auth.mode).get(refusal.response_type)
+        if configured is None:
+            return _gateway_error(refusal.status, refusal.response_type, refusal.message, refusal.headers)
+        headers = {**refusal.headers, **configured.headers}
+        return _gateway_error(configured.status, refusal.response_type, refusal.message, headers)
 
     def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         # As API Gateway: the path selects one resource, a literal segment before a {parameter}
@@ -226,7 +236,3 @@ def _gateway_error(
     """An answer of the gateway itself, in the body the deployed stack's gateway responses give."""
     body = json.dumps({"error": {"code": response_type, "message": message}}).encode()
     return int(status), {"Content-Type": "application/json", **(headers or {})}, body
-
-
-def _refusal(refusal: GatewayRefusalError) -> tuple[int, dict[str, str], bytes]:
-    return _gateway_error(refusal.status, refusal.response_type, refusal.message, refusal.headers)

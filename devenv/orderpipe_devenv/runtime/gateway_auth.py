@@ -8,8 +8,9 @@
   caller's secret and compares; the caller's ARN becomes `requestContext.identity.userArn`; the
   `x-api-key` header must be an enabled key of the usage plan (API key source HEADER).
 
-Refusals carry API Gateway's response type, status and message; the gateway renders them in the
-deployed shape `{"error": {"code": <response type>, "message": ...}}` (stacks/api.py).
+Refusals carry API Gateway's response type, its default status and message; the gateway renders them
+as the deployed API does: the body `{"error": {"code": <response type>, "message": ...}}`, and the
+status and headers the stack sets for that response type (orderpipe_common.identity.gateway_responses).
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from orderpipe_devenv.lambda_events import ACCOUNT_ID, REGION
 log = logging.getLogger("orderpipe.api")
 
 API_ID = "orderpipe"
-# API Gateway's answer when the authorizer function fails (the stack maps it to 503 + Retry-After).
-AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS = 5
 # SigV4: a signature older or newer than this is refused, as AWS does.
 SIGNATURE_MAX_SKEW = timedelta(minutes=5)
 SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
@@ -211,11 +210,11 @@ class LambdaRequestAuthorizer:
                 answer = {"unauthorized": True}
             else:
                 log.warning("authorizer failed: %s", type(error).__name__)
+                # API Gateway's default status; the gateway applies the stack's response (503 + Retry-After).
                 raise GatewayRefusalError(
-                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    HTTPStatus.INTERNAL_SERVER_ERROR,
                     "AUTHORIZER_FAILURE",
                     "The authorizer is unavailable; retry later",
-                    {"Retry-After": str(AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS)},
                 ) from None
         if self.ttl_seconds > 0:
             with self._lock:

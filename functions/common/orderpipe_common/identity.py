@@ -39,6 +39,30 @@ CONTEXT_PRODUCER = "producer"
 CONTEXT_SCOPES = "scopes"
 CONTEXT_READ_ALL = "readAll"
 
+# API Gateway's own answers to a request it refuses before any function runs, as the stack configures
+# them (stacks/api.py: one gateway response each, body `{"error": {"code", "message"}}`) and the
+# local gateway answers them: response type -> (status, headers). An authorizer that cannot decide
+# (issuer keys or producers table unreachable) is a bad day, not a bug: 503 + Retry-After, as the
+# functions answer when a dependency is down. In jwt mode a 401 names the scheme the API takes
+# (RFC 6750: `WWW-Authenticate: Bearer`); iam mode has no 401 (API Gateway refuses SigV4 with 403s).
+AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int
+    headers: Mapping[str, str]
+
+
+def gateway_responses(auth_mode: str) -> dict[str, GatewayResponse]:
+    """The gateway responses the stack sets for `auth_mode` beyond the JSON body of every 4XX/5XX."""
+    cannot_decide = GatewayResponse(503, {"Retry-After": str(AUTHORIZER_FAILURE_RETRY_AFTER_SECONDS)})
+    responses = {"AUTHORIZER_FAILURE": cannot_decide, "AUTHORIZER_CONFIGURATION_ERROR": cannot_decide}
+    if auth_mode == "jwt":
+        responses["UNAUTHORIZED"] = GatewayResponse(401, {"WWW-Authenticate": "Bearer"})
+    return responses
+
+
 # A producer name: what `orderpipe producers add` accepts and what orders carry.
 PRODUCER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/+=,-]{0,255}$"
 _PRODUCER = re.compile(PRODUCER_PATTERN)
