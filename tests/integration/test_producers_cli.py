@@ -9,6 +9,7 @@ outputs name the resources).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -74,7 +75,7 @@ def make_identity(
     return Identity(
         prefix=prefix,
         auth=auth,
-        producers_table=table or resources.producers_table,
+        producers_table=resources.producers_table,
         usage_plan_id=resources.usage_plan_id,
         user_pool_id=pool,
         dynamodb=dynamodb,
@@ -244,34 +245,29 @@ def test_without_a_running_pipeline_or_an_option_the_command_says_what_to_give(
     assert "no pipeline to talk to" in ran.err and "orderpipe run" in ran.err and "--stack" in ran.err
 
 
-# --- an emulator named by --prefix (iam) --------------------------------------------------------
+# --- the local pipeline in iam mode, named by --prefix ----------------------------------------------
 
 
-def test_iam_add_needs_a_principal_and_prints_the_api_key_and_the_policy(
+def test_iam_add_on_the_local_pipeline_is_refused_saying_what_works(
     moto_server: MotoServer, aws_name: str, emulator_env: dict[str, str]
 ) -> None:
-    # Given an iam-mode pipeline's identity resources on the emulator
+    # Given a local iam-mode pipeline's identity resources (its verifier knows only the credentials
+    # `orderpipe run` made itself)
     identity = make_identity(moto_server, aws_name, "iam")
     where = ["--prefix", aws_name, "--endpoint-url", moto_server.endpoint_url]
-    # When the operator adds a producer without naming its IAM principal
-    missing = orderpipe("add", "acme", *where, env=emulator_env)
-    # Then it is refused, saying what to pass
-    assert missing.code == 2
-    assert "iam mode: pass --principal with the producer's IAM role or user ARN" in missing.err
-    # When it names the role
-    ran = orderpipe("add", "acme", "--principal", ROLE_ARN, *where, env=emulator_env)
-    # Then the producer's API key and the identity policy its role needs are printed
-    assert ran.code == 0, ran.err
-    assert ran.err.startswith(f"pipeline: resources at {moto_server.endpoint_url} (prefix {aws_name})")
-    assert printed(ran.out, "principal") == ROLE_ARN
-    api_key = printed(ran.out, "API key")
-    policy = json.loads(ran.out[ran.out.index("{") :])
-    assert policy["Statement"][0]["Action"] == "execute-api:Invoke"
-    # ...and the table maps the role to acme with that key, which is in the pipeline's usage plan
-    [row] = identity.stored()
-    assert (row["principal"]["S"], row["producer"]["S"], row["usage_key"]["S"]) == (ROLE_ARN, "acme", api_key)
-    plan_keys = identity.apigateway.get_usage_plan_keys(usagePlanId=identity.usage_plan_id)["items"]
-    assert [key["value"] for key in plan_keys] == [api_key]
+    # When the operator adds a producer, with or without a principal
+    ran = [
+        orderpipe("add", "acme", *where, env=emulator_env),
+        orderpipe("add", "acme", "--principal", ROLE_ARN, *where, env=emulator_env),
+    ]
+    # Then both are refused, saying why and what works instead, and nothing is stored
+    for refused in ran:
+        said = " ".join(refused.err.split())  # the error line wraps at the terminal's width
+        assert refused.code == 2
+        assert "error: the local pipeline runs in iam mode" in said
+        assert "Use the producer `orderpipe run --auth iam` printed" in said and "--stack" in said
+    assert identity.stored() == []
+    assert identity.apigateway.get_usage_plan_keys(usagePlanId=identity.usage_plan_id)["items"] == []
 
 
 # --- a deployed stack, found by its CloudFormation outputs ---------------------------------------
@@ -299,9 +295,13 @@ def create_stack(moto_server: MotoServer, name: str, identity: Identity | None) 
             AuthMode={"Value": identity.auth},
             ProducersTableName={"Value": {"Ref": "Producers"}},
             UsagePlanId={"Value": identity.usage_plan_id},
-            UserPoolId={"Value": identity.user_pool_id},
-            TokenUrl={"Value": "https://auth.example.com/oauth2/token"},
+            ApiArn={"Value": "arn:aws:execute-api:us-east-1:123456789012:abc123"},
         )
+        if identity.user_pool_id:
+            outputs.update(
+                UserPoolId={"Value": identity.user_pool_id},
+                TokenUrl={"Value": "https://auth.example.com/oauth2/token"},
+            )
     cloudformation = boto3.client(
         "cloudformation", endpoint_url=moto_server.endpoint_url, region_name=moto_server.region
     )
@@ -310,12 +310,15 @@ def create_stack(moto_server: MotoServer, name: str, identity: Identity | None) 
     )
 
 
-def stack_table(moto_server: MotoServer, name: str) -> str:
+def stack_identity(moto_server: MotoServer, name: str, identity: Identity) -> Identity:
+    """`identity` deployed as stack `name`: its producers table is the one the stack made."""
+    create_stack(moto_server, name, identity)
     cloudformation = boto3.client(
         "cloudformation", endpoint_url=moto_server.endpoint_url, region_name=moto_server.region
     )
     outputs = cloudformation.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]
-    return next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ProducersTableName")
+    table = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ProducersTableName")
+    return dataclasses.replace(identity, producers_table=table)
 
 
 def test_stack_outputs_name_the_resources_add_and_revoke_use(
@@ -323,8 +326,7 @@ def test_stack_outputs_name_the_resources_add_and_revoke_use(
 ) -> None:
     # Given a deployed stack (jwt, the stack's user pool) whose outputs name its table, plan and pool
     stack = f"OrderPipe-{aws_name}"
-    create_stack(moto_server, stack, make_identity(moto_server, aws_name, "jwt"))
-    identity = make_identity(moto_server, aws_name, "jwt", table=stack_table(moto_server, stack))
+    identity = stack_identity(moto_server, stack, make_identity(moto_server, aws_name, "jwt"))
     # When the operator adds a producer to that stack
     ran = orderpipe("add", "acme", "--stack", stack, env=emulator_env)
     # Then it talks to the stack, prints the stack's API and token URLs, and the stack's table has acme
@@ -340,6 +342,36 @@ def test_stack_outputs_name_the_resources_add_and_revoke_use(
     # Then the stack's table marks it revoked
     assert revoked.code == 0, revoked.err
     assert [row["status"]["S"] for row in identity.stored()] == ["revoked"]
+
+
+def test_iam_add_to_a_stack_needs_a_principal_and_prints_the_api_key_and_the_policy(
+    moto_server: MotoServer, aws_name: str, emulator_env: dict[str, str]
+) -> None:
+    # Given a deployed iam-mode stack
+    stack = f"OrderPipe-{aws_name}"
+    identity = stack_identity(moto_server, stack, make_identity(moto_server, aws_name, "iam"))
+    # When the operator adds a producer without naming its IAM principal
+    missing = orderpipe("add", "acme", "--stack", stack, env=emulator_env)
+    # Then it is refused, saying what to pass
+    assert missing.code == 2
+    assert "iam mode: pass --principal with the producer's IAM role or user ARN" in missing.err
+    # When it names the role
+    ran = orderpipe("add", "acme", "--principal", ROLE_ARN, "--stack", stack, env=emulator_env)
+    # Then the producer's API key and the identity policy its role needs (on the stack's API) are printed
+    assert ran.code == 0, ran.err
+    assert printed(ran.out, "principal") == ROLE_ARN
+    api_key = printed(ran.out, "API key")
+    policy = json.loads(ran.out[ran.out.index("{") :])
+    assert policy["Statement"][0]["Action"] == "execute-api:Invoke"
+    assert (
+        "arn:aws:execute-api:us-east-1:123456789012:abc123/*/POST/orders"
+        in policy["Statement"][0]["Resource"]
+    )
+    # ...and the stack's table maps the role to acme with that key, which is in the stack's usage plan
+    [row] = identity.stored()
+    assert (row["principal"]["S"], row["producer"]["S"], row["usage_key"]["S"]) == (ROLE_ARN, "acme", api_key)
+    plan_keys = identity.apigateway.get_usage_plan_keys(usagePlanId=identity.usage_plan_id)["items"]
+    assert [key["value"] for key in plan_keys] == [api_key]
 
 
 def test_a_stack_that_is_missing_or_not_orderpipe_is_a_clear_error(

@@ -33,6 +33,15 @@ WHERE_PRODUCERS = (
     + " A deployed stack is found by its outputs (AuthMode, ProducersTableName, UsagePlanId, ...). "
     + _REVOCATION
 )
+# The local gateway verifies SigV4 with the secrets of the credentials `orderpipe run` made itself (a
+# local IAM has no other way to know a secret): a producer added from here could never sign a request.
+LOCAL_IAM_ADD_REFUSED = (
+    "the local pipeline runs in iam mode, where it verifies SigV4 signatures only for the credentials "
+    "it made itself: a producer added here could never authenticate. Use the producer `orderpipe run "
+    "--auth iam` printed (its access key, secret and x-api-key), or run the local pipeline in jwt mode "
+    "(`orderpipe run`, the default), where `orderpipe producers add` works. Against a deployed stack "
+    "(--stack), add IAM producers with --principal ARN."
+)
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +61,8 @@ def register(subparsers: Any) -> None:
             "client-credentials grant and the scopes asked for (the client secret is printed once, here). "
             "auth jwt with an external issuer: create the client there and pass --principal with the "
             "`sub` its tokens carry. auth iam: --principal is the producer's IAM role or user ARN; the "
-            "policy it needs is printed. Every producer gets a usage-plan API key (the stack's plan, or a "
+            "policy it needs is printed (a deployed stack only: the local pipeline in iam mode has the one "
+            "producer `orderpipe run --auth iam` prints). Every producer gets a usage-plan API key (the stack's plan, or a "
             "plan of its own with --rate/--burst/--quota).\n\n" + WHERE_PRODUCERS + "\n\nExamples:\n"
             "  orderpipe producers add acme                 # the local pipeline of `orderpipe run`\n"
             "  orderpipe producers add auditor --read-all --scope orders/read --stack OrderPipe\n"
@@ -169,8 +179,11 @@ def run_add(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from orderpipe_ops.producers import DEFAULT_SCOPES, SCOPE_READ_ALL, add_producer
+    from orderpipe_ops.queues import OperatorError
 
     deployment, clients = _connect(args)
+    if deployment.auth == "iam" and not args.stack:
+        raise OperatorError(LOCAL_IAM_ADD_REFUSED)
     scopes = tuple(args.scope or DEFAULT_SCOPES) + ((SCOPE_READ_ALL,) if args.read_all else ())
     new = add_producer(
         deployment,
