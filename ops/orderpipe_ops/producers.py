@@ -19,6 +19,7 @@ DynamoDB) exactly as against AWS.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -46,6 +47,12 @@ TAG_TOKEN_URL = "orderpipe:token-url"  # noqa: S105 - a tag name, not a secret
 TAG_USER_POOL = "orderpipe:user-pool-id"
 TAG_PRODUCERS_TABLE = "orderpipe:producers-table"
 TAG_API_URL = "orderpipe:api-url"
+# The local runtime in iam mode: where `add` keeps the secrets of the IAM access keys it makes on the
+# emulator (Secrets Manager, `<this>/<access key id>`), for the local SigV4 verifier to read: an
+# emulated IAM, like the real one, never gives a secret back.
+TAG_LOCAL_IAM_SECRETS = "orderpipe:local-iam-secrets"
+# An IAM user name (what `add` makes for a local iam-mode producer).
+IAM_USER_NAME_PATTERN = r"^[\w+=,.@-]{1,64}$"
 # The stack's outputs that describe it.
 OUTPUTS = {
     "AuthMode": "auth",
@@ -71,6 +78,7 @@ class Deployment:
     user_pool_id: str | None = None  # jwt with the stack's Cognito user pool
     token_url: str | None = None
     api_arn: str | None = None  # for the IAM policy printed in iam mode
+    local_iam_secrets: str | None = None  # the local runtime in iam mode (TAG_LOCAL_IAM_SECRETS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +86,8 @@ class Clients:
     dynamodb: Any
     apigateway: Any
     cognito: Any = None
+    iam: Any = None  # the local runtime in iam mode: its emulated IAM and Secrets Manager
+    secretsmanager: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +113,8 @@ class NewProducer:
     client_id: str | None = None
     client_secret: str | None = None
     api_key: str | None = None  # iam mode: the producer sends it as x-api-key
+    access_key_id: str | None = None  # the local runtime in iam mode: the IAM user's access key
+    secret_access_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -137,6 +149,7 @@ def deployment_from_usage_plan(apigateway: Any, name: str) -> Deployment:
         api_url=tags.get(TAG_API_URL),
         user_pool_id=tags.get(TAG_USER_POOL),
         token_url=tags.get(TAG_TOKEN_URL),
+        local_iam_secrets=tags.get(TAG_LOCAL_IAM_SECRETS),
     )
 
 
@@ -248,6 +261,11 @@ def add_producer(
         )["UserPoolClient"]
         client_id, client_secret = client["ClientId"], client["ClientSecret"]
         principal = client_id
+    access_key_id = secret_access_key = None
+    if deployment.auth == "iam" and principal is None and deployment.local_iam_secrets:
+        principal, access_key_id, secret_access_key = _local_iam_user(
+            deployment.local_iam_secrets, clients, name
+        )
     if principal is None:
         raise OperatorError("iam mode: pass --principal with the producer's IAM role or user ARN")
 
@@ -277,7 +295,35 @@ def add_producer(
         client_id=client_id,
         client_secret=client_secret,
         api_key=key["value"] if deployment.auth == "iam" else None,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
     )
+
+
+def local_iam_secret_name(secrets: str, access_key_id: str) -> str:
+    return f"{secrets}/{access_key_id}"
+
+
+def _local_iam_user(secrets: str, clients: Clients, name: str) -> tuple[str, str, str]:
+    """An IAM user `name` on the emulator with a new access key, its secret kept for the local
+    verifier: (user ARN, access key id, secret)."""
+    if not re.fullmatch(IAM_USER_NAME_PATTERN, name):
+        raise OperatorError(
+            f"producer name {name!r}: the local pipeline in iam mode makes an IAM user of that name, "
+            f"which must match {IAM_USER_NAME_PATTERN}"
+        )
+    try:
+        user = clients.iam.create_user(UserName=name)["User"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "EntityAlreadyExists":  # a producer revoked and added again
+            raise
+        user = clients.iam.get_user(UserName=name)["User"]
+    key = clients.iam.create_access_key(UserName=name)["AccessKey"]
+    clients.secretsmanager.create_secret(
+        Name=local_iam_secret_name(secrets, key["AccessKeyId"]),
+        SecretString=json.dumps({"secret_access_key": key["SecretAccessKey"], "principal_arn": user["Arn"]}),
+    )
+    return str(user["Arn"]), str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
 
 def revoke_producer(

@@ -314,3 +314,58 @@ def test_iam_mode_orderpipe_submit_with_no_url_signs_with_the_state_files_creden
     with httpx.Client(base_url=iam_runtime.url, auth=for_producer(producer), timeout=10) as client:
         stored = wait_for(lambda: readable(client, accepted[-1]), timeout=30, what="an imported order")
     assert stored["producer"] == producer.principal
+
+
+def orderpipe_producers(runtime: LocalRuntime, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`orderpipe producers ARGS` in a new terminal, pointed at `runtime`'s emulator (no AWS credentials)."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("orderpipe")),
+            "producers",
+            *args,
+            *("--prefix", runtime.config.name_prefix, "--endpoint-url", runtime.aws_endpoint_url),
+        ],
+        env={"PATH": os.environ["PATH"], "HOME": str(home), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_iam_mode_a_producer_added_with_the_cli_signs_its_requests_until_revoked(iam_runtime, tmp_path):
+    # Given a producer added to the running iam-mode pipeline with `orderpipe producers add`
+    added = orderpipe_producers(iam_runtime, "add", "cli-producer", home=tmp_path)
+    assert added.returncode == 0, added.stderr
+    printed = dict(
+        line.split(":", 1) for line in added.stdout.splitlines() if ":" in line and not line.startswith(" ")
+    )
+    auth = SigV4Auth(
+        access_key_id=printed["access key id"].strip(),
+        secret_access_key=printed["secret key"].split()[0],
+        region="us-east-1",
+        api_key=printed["API key"].split()[0],
+    )
+    principal = printed["principal"].strip()
+    with httpx.Client(base_url=iam_runtime.url, auth=auth, timeout=10) as client:
+        # When it posts an order signed with the printed access key (the gateway re-reads the usage
+        # plan's keys every second)
+        posted = wait_for(
+            lambda: (answer := client.post("/orders", json=order_payload(80))).status_code == 202 and answer,
+            timeout=10,
+            what="the new producer's order to be accepted",
+        )
+        # Then it is accepted and stored as the IAM user's
+        stored = wait_for(
+            lambda: readable(client, posted.json()["order_id"]), timeout=20, what="the order to be readable"
+        )
+        assert stored["producer"] == principal
+        # When the producer is revoked with the CLI
+        revoked = orderpipe_producers(iam_runtime, "revoke", "cli-producer", home=tmp_path)
+        assert revoked.returncode == 0, revoked.stderr
+        # Then, once the gateway re-read the usage plan's keys (every second), its signed requests are
+        # refused (its key is disabled) and nothing is enqueued
+        time.sleep(1.5)
+        assert_refused_and_nothing_enqueued(
+            iam_runtime, lambda: client.post("/orders", json=order_payload(81)), 403, "INVALID_API_KEY"
+        )

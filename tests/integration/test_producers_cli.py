@@ -248,26 +248,45 @@ def test_without_a_running_pipeline_or_an_option_the_command_says_what_to_give(
 # --- the local pipeline in iam mode, named by --prefix ----------------------------------------------
 
 
-def test_iam_add_on_the_local_pipeline_is_refused_saying_what_works(
+def test_iam_add_on_the_local_pipeline_makes_an_iam_user_and_keeps_its_secret_for_the_verifier(
     moto_server: MotoServer, aws_name: str, emulator_env: dict[str, str]
 ) -> None:
-    # Given a local iam-mode pipeline's identity resources (its verifier knows only the credentials
-    # `orderpipe run` made itself)
+    # Given a local iam-mode pipeline's identity resources
     identity = make_identity(moto_server, aws_name, "iam")
     where = ["--prefix", aws_name, "--endpoint-url", moto_server.endpoint_url]
-    # When the operator adds a producer, with or without a principal
-    ran = [
-        orderpipe("add", "acme", *where, env=emulator_env),
-        orderpipe("add", "acme", "--principal", ROLE_ARN, *where, env=emulator_env),
-    ]
-    # Then both are refused, saying why and what works instead, and nothing is stored
-    for refused in ran:
-        said = " ".join(refused.err.split())  # the error line wraps at the terminal's width
-        assert refused.code == 2
-        assert "error: the local pipeline runs in iam mode" in said
-        assert "Use the producer `orderpipe run --auth iam` printed" in said and "--stack" in said
+    # When the operator adds a producer naming an outside principal
+    outside = orderpipe("add", "acme", "--principal", ROLE_ARN, *where, env=emulator_env)
+    # Then it is refused (the local verifier could never know its secret), nothing stored
+    said = " ".join(outside.err.split())  # the error line wraps at the terminal's width
+    assert outside.code == 2
+    assert "leave out --principal" in said and "--stack" in said
     assert identity.stored() == []
-    assert identity.apigateway.get_usage_plan_keys(usagePlanId=identity.usage_plan_id)["items"] == []
+    # When it adds the producer without a principal
+    ran = orderpipe("add", "acme", *where, env=emulator_env)
+    # Then an IAM user acme with an access key is made on the emulator and printed with the API key
+    assert ran.code == 0, ran.err
+    session = boto3.Session(region_name=moto_server.region)
+    iam = session.client("iam", endpoint_url=moto_server.endpoint_url)
+    user = iam.get_user(UserName="acme")["User"]
+    access_key = printed(ran.out, "access key id")
+    assert printed(ran.out, "principal") == user["Arn"]
+    assert [k["AccessKeyId"] for k in iam.list_access_keys(UserName="acme")["AccessKeyMetadata"]] == [
+        access_key
+    ]
+    secret, api_key = printed(ran.out, "secret key"), printed(ran.out, "API key")
+    assert f"--user '{access_key}:{secret}' -H 'x-api-key: {api_key}'" in ran.out
+    # ...the table maps the user to acme with that key, and the secret is kept where the verifier reads it
+    [row] = identity.stored()
+    assert (row["principal"]["S"], row["producer"]["S"], row["usage_key"]["S"]) == (
+        user["Arn"],
+        "acme",
+        api_key,
+    )
+    secrets = session.client("secretsmanager", endpoint_url=moto_server.endpoint_url)
+    kept = json.loads(
+        secrets.get_secret_value(SecretId=f"{aws_name}-iam-credentials/{access_key}")["SecretString"]
+    )
+    assert kept == {"secret_access_key": secret, "principal_arn": user["Arn"]}
 
 
 # --- a deployed stack, found by its CloudFormation outputs ---------------------------------------

@@ -66,6 +66,11 @@ def create_user_pool(name: str, *, cognito: Any) -> str:
     return str(pool_id)
 
 
+def local_iam_secrets(prefix: str) -> str:
+    """Where `orderpipe producers add` keeps the secrets of the IAM access keys it makes (iam mode)."""
+    return f"{prefix}-iam-credentials"
+
+
 def create_usage_plan(name: str, *, apigateway: Any, tags: dict[str, str]) -> str:
     existing = [
         plan for plan in apigateway.get_usage_plans(limit=500).get("items", []) if plan["name"] == name
@@ -107,6 +112,8 @@ def create_identity_resources(
         tags[ops_producers.TAG_USER_POOL] = user_pool_id
     if token_url:
         tags[ops_producers.TAG_TOKEN_URL] = token_url
+    if auth == "iam":
+        tags[ops_producers.TAG_LOCAL_IAM_SECRETS] = local_iam_secrets(prefix)
     usage_plan_id = create_usage_plan(prefix, apigateway=apigateway, tags=tags)
     return IdentityResources(
         auth=auth, producers_table=table, usage_plan_id=usage_plan_id, user_pool_id=user_pool_id

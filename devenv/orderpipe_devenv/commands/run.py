@@ -334,21 +334,12 @@ def _print_banner(console: Any, runtime: Any, cassandra_source: str, state_file:
         f"  curl -s -X POST {url}/orders {credential} -H 'content-type: application/json' -d '{sample}'",
         "GET it (put the order_id from the answer in place of ORDER_ID):",
         f"  curl -s {url}/orders/ORDER_ID {credential}",
-        # iam mode: the local SigV4 verifier knows only the credentials this process made, so
-        # `producers add` refuses to add producers here (they could never sign a request).
-        *([] if runtime.config.auth == "jwt" else ["More producers: run without --auth iam (jwt mode)."]),
         f"Operate it (these commands find this pipeline through {state_file}):",
         f"  {orderpipe} queue status                    # depths, oldest message, DLQ, against the alarms",
         f"  {orderpipe} dlq inspect                     # why messages failed, nothing consumed",
         f"  {orderpipe} load --rate 50 --duration 10    # load with a live progress bar and a report",
         f"  {orderpipe} submit orders.jsonl             # import a file of orders (resumable)",
-        *(
-            [
-                f"  {orderpipe} producers add NAME              # another producer (--read-all: reads everyone's orders)"
-            ]
-            if runtime.config.auth == "jwt"
-            else []
-        ),
+        f"  {orderpipe} producers add NAME              # another producer (--read-all: reads everyone's orders)",
         "Ctrl-C stops everything.",
     ]
     for line in lines:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import fnmatch
 import hmac
+import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from orderpipe_devenv.lambda_events import ACCOUNT_ID, REGION
 
@@ -241,6 +243,48 @@ class LambdaRequestAuthorizer:
 class IamCredential:
     secret_access_key: str
     principal_arn: str
+
+
+class LocalIamCredentials(Mapping[str, IamCredential]):
+    """The access keys the local SigV4 verifier knows: those the runtime made itself, then those
+    `orderpipe producers add` made on the emulator, whose secrets it keeps in the emulator's Secrets
+    Manager (`<secrets>/<access key id>`, orderpipe_ops.producers). Found ones are remembered."""
+
+    def __init__(self, made: Mapping[str, IamCredential], *, secretsmanager: Any, secrets: str) -> None:
+        self._made = made
+        self._secretsmanager = secretsmanager
+        self._secrets = secrets
+        self._found: dict[str, IamCredential] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, access_key: str) -> IamCredential:
+        if access_key in self._made:
+            return self._made[access_key]
+        with self._lock:
+            if access_key in self._found:
+                return self._found[access_key]
+        try:
+            stored = json.loads(
+                self._secretsmanager.get_secret_value(SecretId=f"{self._secrets}/{access_key}")[
+                    "SecretString"
+                ]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ResourceNotFoundException":
+                raise KeyError(access_key) from None
+            raise
+        credential = IamCredential(
+            secret_access_key=stored["secret_access_key"], principal_arn=stored["principal_arn"]
+        )
+        with self._lock:
+            self._found[access_key] = credential
+        return credential
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self._found, **self._made})
+
+    def __len__(self) -> int:
+        return len({**self._found, **self._made})
 
 
 class SigV4Verifier:

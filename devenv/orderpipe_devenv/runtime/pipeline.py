@@ -32,6 +32,7 @@ from orderpipe_devenv.runtime.gateway_auth import (
     GatewayAuth,
     IamCredential,
     LambdaRequestAuthorizer,
+    LocalIamCredentials,
     SigV4Verifier,
     UsagePlanKeys,
     new_iam_credential,
@@ -284,7 +285,12 @@ class LocalRuntime(Started):
                 ttl_seconds=self.config.tuning.authorizer_cache_ttl_seconds,
                 usage_keys=keys,
             )
-        return SigV4Verifier(credentials=self.iam_credentials, usage_keys=keys)
+        credentials = LocalIamCredentials(
+            self.iam_credentials,
+            secretsmanager=self.client("secretsmanager"),
+            secrets=aws_identity.local_iam_secrets(self.config.name_prefix),
+        )
+        return SigV4Verifier(credentials=credentials, usage_keys=keys)
 
     @property
     def deployment(self) -> ops_producers.Deployment:
@@ -297,6 +303,9 @@ class LocalRuntime(Started):
             api_url=self.url,
             user_pool_id=self.identity.user_pool_id,
             token_url=self.issuer.token_url if self.issuer else None,
+            local_iam_secrets=(
+                aws_identity.local_iam_secrets(self.config.name_prefix) if self.config.auth == "iam" else None
+            ),
         )
 
     def producer_clients(self) -> ops_producers.Clients:

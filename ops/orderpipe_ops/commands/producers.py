@@ -33,14 +33,12 @@ WHERE_PRODUCERS = (
     + " A deployed stack is found by its outputs (AuthMode, ProducersTableName, UsagePlanId, ...). "
     + _REVOCATION
 )
-# The local gateway verifies SigV4 with the secrets of the credentials `orderpipe run` made itself (a
-# local IAM has no other way to know a secret): a producer added from here could never sign a request.
-LOCAL_IAM_ADD_REFUSED = (
-    "the local pipeline runs in iam mode, where it verifies SigV4 signatures only for the credentials "
-    "it made itself: a producer added here could never authenticate. Use the producer `orderpipe run "
-    "--auth iam` printed (its access key, secret and x-api-key), or run the local pipeline in jwt mode "
-    "(`orderpipe run`, the default), where `orderpipe producers add` works. Against a deployed stack "
-    "(--stack), add IAM producers with --principal ARN."
+# The local gateway verifies SigV4 with the secrets it knows: those of the access keys `add` makes
+# on the emulator (kept for it in the emulator's Secrets Manager), never an outside principal's.
+LOCAL_IAM_PRINCIPAL_REFUSED = (
+    "the local pipeline runs in iam mode and verifies SigV4 signatures only for access keys it knows: "
+    "leave out --principal and `orderpipe producers add NAME` makes an IAM user NAME with an access key "
+    "on the local emulator and prints them. --principal is for a deployed stack (--stack)."
 )
 
 
@@ -61,8 +59,8 @@ def register(subparsers: Any) -> None:
             "client-credentials grant and the scopes asked for (the client secret is printed once, here). "
             "auth jwt with an external issuer: create the client there and pass --principal with the "
             "`sub` its tokens carry. auth iam: --principal is the producer's IAM role or user ARN; the "
-            "policy it needs is printed (a deployed stack only: the local pipeline in iam mode has the one "
-            "producer `orderpipe run --auth iam` prints). Every producer gets a usage-plan API key (the stack's plan, or a "
+            "policy it needs is printed; on the local pipeline in iam mode leave --principal out: an IAM "
+            "user NAME and its access key are made on the emulator and printed. Every producer gets a usage-plan API key (the stack's plan, or a "
             "plan of its own with --rate/--burst/--quota).\n\n" + WHERE_PRODUCERS + "\n\nExamples:\n"
             "  orderpipe producers add acme                 # the local pipeline of `orderpipe run`\n"
             "  orderpipe producers add auditor --read-all --scope orders/read --stack OrderPipe\n"
@@ -124,12 +122,16 @@ def register(subparsers: Any) -> None:
 def _connect(args: argparse.Namespace) -> tuple[Any, Any]:
     from orderpipe_ops.producers import Clients, deployment_from_stack, deployment_from_usage_plan
 
-    connection = connect(args, ("dynamodb", "apigateway", "cognito-idp", "cloudformation"))
+    connection = connect(
+        args, ("dynamodb", "apigateway", "cognito-idp", "cloudformation", "iam", "secretsmanager")
+    )
     say_where(connection)
     clients = Clients(
         dynamodb=connection.client("dynamodb"),
         apigateway=connection.client("apigateway"),
         cognito=connection.client("cognito-idp"),
+        iam=connection.client("iam"),
+        secretsmanager=connection.client("secretsmanager"),
     )
     if args.stack:
         return deployment_from_stack(connection.client("cloudformation"), args.stack), clients
@@ -162,6 +164,20 @@ def instructions(deployment: Any, new: Any) -> list[str]:
         ]
     elif deployment.auth == "jwt":
         lines += [f"principal:     {new.record.principal} (tokens from your issuer with this sub)"]
+    elif new.access_key_id:  # the local pipeline in iam mode: an IAM user of the emulator
+        credential = (
+            f"--aws-sigv4 'aws:amz:us-east-1:execute-api' --user '{new.access_key_id}:{new.secret_access_key}' "
+            f"-H 'x-api-key: {new.api_key}'"
+        )
+        lines += [
+            f"principal:     {new.record.principal}",
+            f"access key id: {new.access_key_id}",
+            f"secret key:    {new.secret_access_key}   (shown once)",
+            f"API key:       {new.api_key}   (send as x-api-key with every SigV4-signed request)",
+            "POST an order:",
+            f"  curl -s -X POST {api.rstrip('/')}/orders {credential} -H 'content-type: application/json' "
+            f"-d '{sample}'",
+        ]
     else:
         lines += [
             f"principal:     {new.record.principal}",
@@ -182,8 +198,8 @@ def run_add(args: argparse.Namespace) -> int:
     from orderpipe_ops.queues import OperatorError
 
     deployment, clients = _connect(args)
-    if deployment.auth == "iam" and not args.stack:
-        raise OperatorError(LOCAL_IAM_ADD_REFUSED)
+    if deployment.local_iam_secrets and args.principal:
+        raise OperatorError(LOCAL_IAM_PRINCIPAL_REFUSED)
     scopes = tuple(args.scope or DEFAULT_SCOPES) + ((SCOPE_READ_ALL,) if args.read_all else ())
     new = add_producer(
         deployment,
@@ -207,6 +223,8 @@ def run_add(args: argparse.Namespace) -> int:
                     "client_id": new.client_id,
                     "client_secret": new.client_secret,
                     "api_key": new.api_key,
+                    "access_key_id": new.access_key_id,
+                    "secret_access_key": new.secret_access_key,
                 },
                 indent=2,
             )
