@@ -369,3 +369,18 @@ def test_iam_mode_a_producer_added_with_the_cli_signs_its_requests_until_revoked
         assert_refused_and_nothing_enqueued(
             iam_runtime, lambda: client.post("/orders", json=order_payload(81)), 403, "INVALID_API_KEY"
         )
+
+
+def test_a_producer_name_longer_than_a_message_group_id_posts_and_reads_its_orders(local_runtime):
+    # Given a producer whose name is longer than the 128 characters SQS takes in a MessageGroupId (the
+    # local runtime's ElasticMQ checks group ids as SQS does)
+    producer = local_runtime.add_producer("long-" + "p" * 195)
+    with httpx.Client(base_url=local_runtime.url, auth=for_producer(producer), timeout=10) as client:
+        # When it posts an order
+        posted = client.post("/orders", json=order_payload(90))
+        # Then it is accepted (not a 503 from a refused group id), stored and read back as the producer's
+        assert posted.status_code == 202, posted.text
+        stored = wait_for(
+            lambda: readable(client, posted.json()["order_id"]), timeout=20, what="the order to be readable"
+        )
+    assert stored["producer"] == producer.name
