@@ -51,6 +51,7 @@ TAG_API_URL = "orderpipe:api-url"
 # emulator (Secrets Manager, `<this>/<access key id>`), for the local SigV4 verifier to read: an
 # emulated IAM, like the real one, never gives a secret back.
 TAG_LOCAL_IAM_SECRETS = "orderpipe:local-iam-secrets"
+COGNITO_CLIENT_NAME_MAX = 128
 # An IAM user name (what `add` makes for a local iam-mode producer).
 IAM_USER_NAME_PATTERN = r"^[\w+=,.@-]{1,64}$"
 # The stack's outputs that describe it.
@@ -252,7 +253,7 @@ def add_producer(
             )
         client = clients.cognito.create_user_pool_client(
             UserPoolId=deployment.user_pool_id,
-            ClientName=name,
+            ClientName=cognito_client_name(name),
             GenerateSecret=True,
             AllowedOAuthFlows=["client_credentials"],
             AllowedOAuthScopes=list(scopes),
@@ -298,6 +299,13 @@ def add_producer(
         access_key_id=access_key_id,
         secret_access_key=secret_access_key,
     )
+
+
+def cognito_client_name(name: str) -> str:
+    """The app client's name for producer `name`: a label only (the producers table maps its client id
+    to the producer), within what Cognito takes: 1-128 characters of [\\w\\s+=,.@-]. A producer name
+    may be 256 characters and hold `:` and `/`."""
+    return re.sub(r"[^\w\s+=,.@-]", "-", name)[:COGNITO_CLIENT_NAME_MAX]
 
 
 def local_iam_secret_name(secrets: str, access_key_id: str) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import typing
+
+import pytest
 
 from orderpipe_common import envelope, tuning
 from orderpipe_ops import queues
@@ -89,3 +92,15 @@ def test_the_producers_help_names_the_authorizer_cache_setting_the_tuning_has():
     # Then the pipeline tuning (the stack's orderpipe:tuning, `orderpipe run --tuning`) has it, with that default
     assert getattr(tuning.PipelineTuning(), setting) == producers_command.AUTHORIZER_CACHE_TTL_DEFAULT_SECONDS
     assert f"orderpipe run --tuning {setting}=60" in producers_command.WHERE_PRODUCERS
+
+
+@pytest.mark.parametrize("name", ["acme", "team/acme:eu", "p" * 256, "a+b=c,d.e@f-g_h"])
+def test_every_producer_name_gives_an_app_client_name_cognito_takes(name):
+    from orderpipe_common.identity import PRODUCER_PATTERN
+    from orderpipe_ops.producers import cognito_client_name
+
+    # Given a producer name `orderpipe producers add` accepts
+    assert re.fullmatch(PRODUCER_PATTERN, name)
+    # Then its app client's name is one Cognito's CreateUserPoolClient takes: 1-128 of [\w\s+=,.@-]
+    assert re.fullmatch(r"[\w\s+=,.@-]{1,128}", cognito_client_name(name))
+    assert cognito_client_name(name) == name[:128].replace("/", "-").replace(":", "-")
