@@ -32,7 +32,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -43,7 +42,7 @@ from orderpipe_common.cassandra_session import CassandraTlsError
 from orderpipe_common.identity import authorizer_context
 from orderpipe_common.settings import CassandraSettings, from_mapping
 from orderpipe_devenv.aws.resources import Table
-from orderpipe_devenv.cassandra import ClusterSettings, security
+from orderpipe_devenv.cassandra import ClusterSettings
 from orderpipe_devenv.cassandra.source import CassandraUnavailableError, provide_cassandra
 from orderpipe_devenv.lambda_events import (
     LocalLambdaContext,
@@ -59,7 +58,8 @@ from orderpipe_testkit.process_state import reset_process_state
 from orderpipe_testkit.sample_orders import SAMPLE_PRODUCER, make_orders, message_body
 from orderpipe_writer import handler as writer
 from tests.fixtures.aws import MotoServer
-from tests.fixtures.cassandra import CassandraEndpoint, cassandra_unavailable, connect
+from tests.fixtures.cassandra import CassandraEndpoint, cassandra_unavailable
+from tests.fixtures.secured_cassandra import superuser_session
 
 pytestmark = pytest.mark.cassandra
 
@@ -103,11 +103,8 @@ def standin() -> Iterator[CassandraEndpoint]:
 @pytest.fixture(scope="module")
 def admin(standin: CassandraEndpoint) -> Iterator[Session]:
     """The operator: a superuser over TLS (it checks the node's IP SAN, not the endpoint name)."""
-    superuser, password = security.SUPERUSER
-    cluster = connect(replace(standin, username=superuser, password=password))
-    session = cluster.connect()
-    yield session
-    cluster.shutdown()
+    with superuser_session(standin) as session:
+        yield session
 
 
 def _mirror_once(admin: Session, first_seen: dict[tuple[str, str], float]) -> None:
