@@ -140,6 +140,9 @@ def test_a_poison_message_ends_in_the_dlq_and_its_batch_is_stored(api, local_run
     poison_marker = f"poison-{uuid.uuid4()}"
     entries = [{"Id": "poison", "MessageBody": json.dumps({"schema_version": 1, "order": poison_marker})}]
     entries += [{"Id": f"valid{i}", "MessageBody": message_body(o)} for i, o in enumerate(valid)]
+    assert local_runtime.event_source is not None
+    deleted: list[str] = []  # the bodies the event source deleted as stored
+    local_runtime.event_source.on_deleted = lambda messages: deleted.extend(m["Body"] for m in messages)
     sqs.send_message_batch(QueueUrl=local_runtime.resources.queue_url, Entries=entries)
 
     # When the pipeline has retried it maxReceiveCount times
@@ -150,7 +153,13 @@ def test_a_poison_message_ends_in_the_dlq_and_its_batch_is_stored(api, local_run
         return any(poison_marker in m["Body"] for m in messages)
 
     # Then it is in the DLQ...
-    wait_for(poison_in_dlq, timeout=60, interval=1, what="the poison message to reach the DLQ")
+    try:
+        wait_for(poison_in_dlq, timeout=60, interval=1, what="the poison message to reach the DLQ")
+    finally:
+        local_runtime.event_source.on_deleted = None
+    # ...it was never deleted as if stored, while each valid order's message was
+    assert not any(poison_marker in body for body in deleted)
+    assert all(any(str(order.order_id) in body for body in deleted) for order in valid)
     # ...and every valid order of its batch is readable
     for order in valid:
         order_id = str(order.order_id)

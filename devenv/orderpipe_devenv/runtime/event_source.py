@@ -85,6 +85,8 @@ class SqsEventSource:
             max_workers=max_concurrency, thread_name_prefix="event-source-invoke"
         )
         self.stats = EventSourceStats()
+        # Drills: called with the messages of each batch deleted after the writer reported them stored.
+        self.on_deleted: Callable[[list[dict[str, Any]]], None] | None = None
 
     def start(self) -> None:
         for number in range(self._max_concurrency):
@@ -182,6 +184,8 @@ class SqsEventSource:
                 QueueUrl=self._queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
             )
+        if done and self.on_deleted is not None:
+            self.on_deleted(done)
         first_deliveries = sum(
             m.get("Attributes", {}).get("ApproximateReceiveCount") == "1" for m in messages
         )

@@ -50,6 +50,7 @@ from typing import Any
 
 import httpx
 
+from orderpipe_common.envelope import parse_envelope
 from orderpipe_common.model import Order, OrderRequest
 from orderpipe_common.tuning import DEFAULT_TUNING, PipelineTuning
 from orderpipe_devenv.aws.endpoints import local_aws
@@ -589,6 +590,9 @@ def run_nemesis(
         producers = Producers(runtime, recorder, rate=rate, workers=6, seed=seed, run=run)
         readers = Readers(runtime, recorder, rate=3.0, seed=seed)
         nemesis = Nemesis(proxies=proxies, runtime=runtime, cluster=cluster, rng_seed=seed)
+        stored = StoredByWriter()
+        if runtime.event_source is not None:
+            runtime.event_source.on_deleted = stored.add
         started = time.monotonic()
         producers.start()
         readers.start()
@@ -602,7 +606,7 @@ def run_nemesis(
         report.faults = nemesis.injected
         report.failures += nemesis.problems
         load_seconds = time.monotonic() - started
-        _check(report, runtime, recorder, tuning=runtime.config.tuning)
+        _check(report, runtime, recorder, stored, tuning=runtime.config.tuning)
         report.details["load"] = (
             f"{load_seconds:.0f} s at {rate:g} requests/s, {len(recorder.attempts)} requests"
         )
@@ -613,8 +617,29 @@ def run_nemesis(
     return report
 
 
+class StoredByWriter:
+    """The order ids whose messages the event source deleted because the writer reported them stored."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.order_ids: set[str] = set()
+
+    def add(self, messages: list[dict[str, Any]]) -> None:
+        ids = set()
+        for message in messages:
+            with contextlib.suppress(Exception):  # an undecodable message is not an order
+                ids.add(str(parse_envelope(message["Body"]).order_id))
+        with self._lock:
+            self.order_ids |= ids
+
+
 def _check(
-    report: NemesisReport, runtime: LocalRuntime, recorder: Recorder, *, tuning: PipelineTuning
+    report: NemesisReport,
+    runtime: LocalRuntime,
+    recorder: Recorder,
+    stored: StoredByWriter,
+    *,
+    tuning: PipelineTuning,
 ) -> None:
     budget = tuning.cassandra_outage_budget_seconds
     # Everything accepted is written or in the DLQ once the queue is empty (failed batches come back
@@ -670,7 +695,14 @@ def _check(
     )
     failures = report.failures
     if report.lost:
-        failures.append(f"{report.lost} accepted orders lost (first: {sorted(lost)[:3]})")
+        # Which side lost them: Cassandra forgot a write it had acknowledged (the message is gone
+        # because the writer reported it stored), or the order never got that far.
+        forgotten = lost & stored.order_ids
+        failures.append(
+            f"{report.lost} accepted orders lost (first: {sorted(lost)[:3]}); {len(forgotten)} of them "
+            "were reported stored by the writer and their messages deleted (Cassandra lost an "
+            "acknowledged write), the others never were"
+        )
     if report.duplicated:
         failures.append(
             f"{report.duplicated} orders stored under two ids (first: {list(duplicated.items())[:2]})"
