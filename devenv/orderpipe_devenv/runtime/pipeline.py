@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -124,6 +125,7 @@ class LocalRuntime(Started):
         self.identity: aws_identity.IdentityResources | None = None
         self.iam_credentials: dict[str, IamCredential] = {}
         self._default_producer: LocalProducer | None = None
+        self._default_producer_lock = threading.Lock()
 
     @property
     def aws_env(self) -> dict[str, str]:
@@ -348,10 +350,14 @@ class LocalRuntime(Started):
         )
 
     def default_producer(self) -> LocalProducer:
-        """The producer `orderpipe run` prints credentials for (made on first use, orders/write + read)."""
-        if self._default_producer is None:
-            self._default_producer = self.add_producer(DEFAULT_PRODUCER)
-        return self._default_producer
+        """The producer `orderpipe run` prints credentials for (made on first use, orders/write + read).
+
+        Safe from many threads: a drill's load threads ask at once, and a second `add_producer` of the
+        same name is refused (the nemesis soak lost half its producer threads to that)."""
+        with self._default_producer_lock:
+            if self._default_producer is None:
+                self._default_producer = self.add_producer(DEFAULT_PRODUCER)
+            return self._default_producer
 
     def revoke_producer(self, name: str) -> None:
         ops_producers.revoke_producer(self.deployment, self.producer_clients(), name)

@@ -282,11 +282,17 @@ class Recorder:
     gave_up: list[int] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     read_mismatches: list[str] = field(default_factory=list)
+    dead_threads: list[str] = field(default_factory=list)  # load threads ended by an exception
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def attempt(self, attempt: Attempt) -> None:
         with self.lock:
             self.attempts.append(attempt)
+
+    def thread_died(self, error: BaseException) -> None:
+        log.exception("%s ended by an exception", threading.current_thread().name)
+        with self.lock:
+            self.dead_threads.append(f"{threading.current_thread().name}: {type(error).__name__}: {error}")
 
 
 def _customer(number: int, run: str) -> str:
@@ -344,6 +350,12 @@ class Producers:
         return None if self._stop.is_set() else number
 
     def _work(self) -> None:
+        try:
+            self._produce()
+        except Exception as error:  # less load than the drill claims: a failure, not a silent thread
+            self._recorder.thread_died(error)
+
+    def _produce(self) -> None:
         with api_client(self._runtime, timeout=CLIENT_TIMEOUT_SECONDS) as http:
             while (number := self._take()) is not None:
                 if number % 10 == 9:  # every tenth request a batch of three
@@ -426,6 +438,12 @@ class Readers:
         self._thread.join(timeout=CLIENT_TIMEOUT_SECONDS + 5)
 
     def _work(self) -> None:
+        try:
+            self._read()
+        except Exception as error:
+            self._recorder.thread_died(error)
+
+    def _read(self) -> None:
         with api_client(self._runtime, timeout=CLIENT_TIMEOUT_SECONDS) as http:
             while not self._stop.wait(self._interval):
                 with self._recorder.lock:
@@ -724,6 +742,8 @@ def _check(
         failures.append(
             f"{len(recorder.gave_up)} orders never accepted within {GIVE_UP_SECONDS:.0f} s of retries"
         )
+    if recorder.dead_threads:
+        failures.append(f"{len(recorder.dead_threads)} load threads ended early: {recorder.dead_threads[:2]}")
     if recorder.rejected:
         failures.append(f"{len(recorder.rejected)} valid orders refused: {recorder.rejected[:2]}")
     if longest < budget and (report.in_dlq or undecodable):
