@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from orderpipe_devenv.cassandra.jars import CASSANDRA_VERSION
 
 DEFAULT_CQL_PORT = 9042
 DEFAULT_STORAGE_PORT = 7000
 DEFAULT_JMX_PORT = 7199
+# When a node acknowledges a write: `batch` once its commit log is on disk (what the local nodes run:
+# a SIGKILLed single replica keeps every write it acknowledged), `periodic` before the sync that comes
+# every 10 s (Cassandra's default, and what a deployed cluster of 3 replicas at LOCAL_QUORUM may run:
+# docs/deploy.md, section 4 item 5).
+CommitlogSync = Literal["batch", "periodic"]
 # SimpleSnitch puts every node in this data center (and rack1): the project's CASSANDRA_LOCAL_DC.
 LOCAL_DC = "datacenter1"
 CLUSTER_NAME = "orderpipe-local"
@@ -42,6 +47,7 @@ class NodeSpec:
     tls_keystore_password: str | None = None
     # PasswordAuthenticator + CassandraAuthorizer (superuser cassandra/cassandra at first start).
     password_authentication: bool = False
+    commitlog_sync: CommitlogSync = "batch"
 
 
 def _yaml_value(value: Any) -> str:
@@ -68,12 +74,13 @@ def cassandra_yaml(spec: NodeSpec, node_dir: Path) -> str:
         "saved_caches_directory": str(node_dir / "saved_caches"),
         "hints_directory": str(node_dir / "hints"),
         "cdc_raw_directory": str(node_dir / "cdc_raw"),
-        # A write is acknowledged only once its commit log is on disk. With Cassandra's default
-        # (periodic, synced every 10 s) a SIGKILLed node came back without the last writes it had
-        # acknowledged (31-100 of ~3,000 written in a row, tests/integration/test_cassandra_node.py):
+        # By default a write is acknowledged only once its commit log is on disk. With Cassandra's
+        # default (periodic, synced every 10 s) a SIGKILLed node came back without the last writes it
+        # had acknowledged (31-100 of ~3,000 written in a row, tests/integration/test_cassandra_node.py):
         # the writer had deleted those orders' messages, so with one replica they were lost (the
         # nemesis soak's kill-node). docs/deploy.md says what a deployed cluster needs instead.
-        "commitlog_sync": "batch",
+        "commitlog_sync": spec.commitlog_sync,
+        **({"commitlog_sync_period": "10000ms"} if spec.commitlog_sync == "periodic" else {}),
         # Small segments: less to preallocate on a fresh node.
         "commitlog_segment_size": "8MiB",
         "auto_snapshot": False,
@@ -223,6 +230,7 @@ class ClusterSettings:
     tls_keystore: str | None = None
     tls_keystore_password: str | None = None
     password_authentication: bool = False
+    commitlog_sync: CommitlogSync = "batch"
 
     def node_specs(self) -> list[NodeSpec]:
         if not 1 <= self.nodes <= 9:
@@ -244,6 +252,7 @@ class ClusterSettings:
                 tls_keystore=self.tls_keystore,
                 tls_keystore_password=self.tls_keystore_password,
                 password_authentication=self.password_authentication,
+                commitlog_sync=self.commitlog_sync,
             )
             for i in range(1, self.nodes + 1)
         ]
