@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -11,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import BENCHMARK_COMMITLOG_SYNC
 from benchmarks.registry import BENCHMARK_HELP
 from benchmarks.results_file import RESULTS_DIR, BenchmarkResult
 
@@ -21,16 +23,20 @@ NEEDS_CASSANDRA = {"writer", "reader_cache", "end_to_end"}
 class BenchCassandra:
     env: dict[str, str]  # CassandraSettings' environment for the benchmark keyspace
     pids: tuple[int, ...]  # the JVMs, when the suite started them (their CPU is measured)
+    commitlog_sync: str  # when the nodes acknowledge a write (a cluster named by the environment: its own)
 
 
 @contextmanager
 def _cassandra(source: str | None, keyspace: str) -> Iterator[BenchCassandra]:
     from orderpipe_common.settings import from_mapping
-    from orderpipe_devenv.cassandra.source import provide_cassandra
+    from orderpipe_devenv.cassandra.source import free_port_cluster_settings, provide_cassandra
     from orderpipe_schema.handler import apply_schema
     from orderpipe_schema.settings import SchemaSettings
 
-    with provide_cassandra(source) as provided:
+    embedded_settings = dataclasses.replace(
+        free_port_cluster_settings(), commitlog_sync=BENCHMARK_COMMITLOG_SYNC
+    )
+    with provide_cassandra(source, embedded_settings=embedded_settings) as provided:
         env = provided.endpoint.settings_env(keyspace)
         apply_schema(
             from_mapping(
@@ -40,7 +46,11 @@ def _cassandra(source: str | None, keyspace: str) -> Iterator[BenchCassandra]:
             )
         )
         nodes = provided.embedded.nodes if provided.embedded is not None else []
-        yield BenchCassandra(env, tuple(node.pid for node in nodes if node.pid is not None))
+        yield BenchCassandra(
+            env,
+            tuple(node.pid for node in nodes if node.pid is not None),
+            BENCHMARK_COMMITLOG_SYNC if provided.embedded is not None else "the cluster's own",
+        )
 
 
 def _runners(quick: bool, say: Callable[[str], None]) -> dict[str, Callable[..., BenchmarkResult]]:
@@ -50,6 +60,7 @@ def _runners(quick: bool, say: Callable[[str], None]) -> dict[str, Callable[...,
         return writer_throughput.run(
             cassandra_env=cassandra.env,
             server_pids=cassandra.pids,
+            commitlog_sync=cassandra.commitlog_sync,
             rows=500 if quick else 2_000,
             rounds=1 if quick else 3,
             cluster_nodes=1 if quick else 3,  # the 3-node cluster takes minutes to start: not in --quick

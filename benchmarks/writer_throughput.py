@@ -34,7 +34,7 @@ from cassandra.cluster import Cluster, Session
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.connection import DefaultEndPoint, EndPointFactory
 
-from benchmarks.common import environment, spread_percent
+from benchmarks.common import BENCHMARK_COMMITLOG_SYNC, environment, spread_percent
 from benchmarks.proc_cpu import cpu_seconds
 from benchmarks.results_file import BenchmarkResult, Goal
 from orderpipe_common import cassandra_session
@@ -284,6 +284,7 @@ def run(
     *,
     cassandra_env: dict[str, str],
     server_pids: Sequence[int] = (),
+    commitlog_sync: str = BENCHMARK_COMMITLOG_SYNC,
     rows: int = 2_000,
     rounds: int = 3,
     batch_size: int = DEFAULT_TUNING.writer_batch_size,
@@ -300,6 +301,8 @@ def run(
         "rounds": rounds,
         "batch_size": batch_size,
         "max_in_flight": WriterSettings.default("writer_max_in_flight"),
+        # The single node's and the cluster's (benchmarks.common.BENCHMARK_COMMITLOG_SYNC says why).
+        "commitlog_sync": {"single_node": commitlog_sync, "cluster": BENCHMARK_COMMITLOG_SYNC},
     }
     with ToxiproxyServer() as toxiproxy:
         proxies = _proxies_for(toxiproxy, "single", [node], lambda _: node[0])
@@ -357,7 +360,12 @@ def _cluster_figures(
     from orderpipe_schema.settings import SchemaSettings
 
     settings = local_cassandra.ClusterSettings(
-        nodes=nodes, cql_port=free_port(), storage_port=free_port(), jmx_port=free_port(), heap_mb=512
+        nodes=nodes,
+        cql_port=free_port(),
+        storage_port=free_port(),
+        jmx_port=free_port(),
+        heap_mb=512,
+        commitlog_sync=BENCHMARK_COMMITLOG_SYNC,
     )
     progress(f"starting a {nodes}-node cluster (RF {min(3, nodes)})")
     started = time.monotonic()
