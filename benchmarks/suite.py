@@ -23,7 +23,6 @@ NEEDS_CASSANDRA = {"writer", "reader_cache", "end_to_end"}
 class BenchCassandra:
     env: dict[str, str]  # CassandraSettings' environment for the benchmark keyspace
     pids: tuple[int, ...]  # the JVMs, when the suite started them (their CPU is measured)
-    commitlog_sync: str  # when the nodes acknowledge a write (a cluster named by the environment: its own)
 
 
 @contextmanager
@@ -46,11 +45,7 @@ def _cassandra(source: str | None, keyspace: str) -> Iterator[BenchCassandra]:
             )
         )
         nodes = provided.embedded.nodes if provided.embedded is not None else []
-        yield BenchCassandra(
-            env,
-            tuple(node.pid for node in nodes if node.pid is not None),
-            BENCHMARK_COMMITLOG_SYNC if provided.embedded is not None else "the cluster's own",
-        )
+        yield BenchCassandra(env, tuple(node.pid for node in nodes if node.pid is not None))
 
 
 def _runners(quick: bool, say: Callable[[str], None]) -> dict[str, Callable[..., BenchmarkResult]]:
@@ -60,7 +55,6 @@ def _runners(quick: bool, say: Callable[[str], None]) -> dict[str, Callable[...,
         return writer_throughput.run(
             cassandra_env=cassandra.env,
             server_pids=cassandra.pids,
-            commitlog_sync=cassandra.commitlog_sync,
             rows=500 if quick else 2_000,
             rounds=1 if quick else 3,
             cluster_nodes=1 if quick else 3,  # the 3-node cluster takes minutes to start: not in --quick

@@ -284,7 +284,6 @@ def run(
     *,
     cassandra_env: dict[str, str],
     server_pids: Sequence[int] = (),
-    commitlog_sync: str = BENCHMARK_COMMITLOG_SYNC,
     rows: int = 2_000,
     rounds: int = 3,
     batch_size: int = DEFAULT_TUNING.writer_batch_size,
@@ -301,8 +300,11 @@ def run(
         "rounds": rounds,
         "batch_size": batch_size,
         "max_in_flight": WriterSettings.default("writer_max_in_flight"),
-        # The single node's and the cluster's (benchmarks.common.BENCHMARK_COMMITLOG_SYNC says why).
-        "commitlog_sync": {"single_node": commitlog_sync, "cluster": BENCHMARK_COMMITLOG_SYNC},
+        # The nodes the suite started (it gave their pids) run BENCHMARK_COMMITLOG_SYNC, which says why.
+        "commitlog_sync": {
+            "single_node": BENCHMARK_COMMITLOG_SYNC if server_pids else "the cluster's own",
+            "cluster": BENCHMARK_COMMITLOG_SYNC,
+        },
     }
     with ToxiproxyServer() as toxiproxy:
         proxies = _proxies_for(toxiproxy, "single", [node], lambda _: node[0])
